@@ -1,0 +1,193 @@
+"""``python -m pipeline <command>``: argument parsing and printing only.
+
+Every command calls one library function; failures a user can fix end with a
+one-line reason on stderr and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pipeline import paths
+
+EXIT_BAD_INPUT = 2
+
+
+class UserError(Exception):
+    """An error whose message is the whole story for the user."""
+
+
+# --------------------------------------------------------------------------- synth
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from pipeline.synth.corpus import generate
+
+    summary = generate(args.out, n_actors=args.actors, seed=args.seed,
+                       audio_only=args.audio_only, progress=not args.quiet)
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------- index
+def _cmd_index(args: argparse.Namespace) -> int:
+    from pipeline.corpora import manifest as manifest_io, scan
+    from pipeline.corpora.report import describe
+
+    frame, summary = scan(args.corpus, args.root)
+    out = Path(args.out) if args.out else paths.runs_dir() / "manifests" / f"{args.corpus}-{Path(args.root).resolve().name}.csv"
+    manifest_io.save(frame, out)
+    print(describe(frame, summary, corpus=args.corpus, root=args.root))
+    print(f"manifest written to {out}")
+    return 0 if len(frame) else EXIT_BAD_INPUT
+
+
+# --------------------------------------------------------------------------- fetch
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from pipeline.corpora.fetch import fetch
+
+    done = fetch(args.corpus, args.dest, parts=args.part or None,
+                 base_url=args.base_url, progress=not args.quiet)
+    for path in done:
+        print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.experiments import run_spec
+
+    summary = run_spec(args.spec, overrides=args.set or [], only=args.only or None,
+                       out=args.out, progress=not args.quiet)
+    print(summary.to_string(index=False))
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.results import format_summary, summarise
+
+    print(format_summary(summarise(args.experiment)))
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.bundle import export_bundle
+
+    bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name)
+    print(f"bundle written to {bundle}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pipeline.bundle import load_bundle
+    from pipeline.inference import analyze
+
+    bundle = load_bundle(args.bundle or paths.default_bundle())
+    result = analyze(args.clip, bundle)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        from pipeline.inference import describe
+
+        print(describe(result))
+    if not (result.audio.ok or result.video.ok):
+        print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
+              f"video: {result.video.status}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    where = run_demo(data=args.data, runs=args.runs, n_actors=args.actors, seed=args.seed)
+    print(where)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Audio-visual emotion recognition workbench: corpora, training, "
+                    "evaluation and prediction.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("synth", _cmd_synth, "Generate the synthetic RAVDESS-layout corpus (audio, video, landmarks).")
+    p.add_argument("--out", required=True, help="folder to write Actor_NN/ into")
+    p.add_argument("--actors", type=int, default=8, help="number of actors (default 8; odd = male)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same corpus")
+    p.add_argument("--audio-only", action="store_true", help="write only the audio-only wav files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("index", _cmd_index, "Index a corpus folder into a manifest and print its counts.")
+    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "synthetic"])
+    p.add_argument("--root", required=True, help="the corpus folder")
+    p.add_argument("--out", help="manifest CSV to write (default runs/manifests/CORPUS-FOLDER.csv)")
+
+    p = add("fetch", _cmd_fetch, "Download and unpack a real corpus (the only command that uses the network).")
+    p.add_argument("corpus", choices=["ravdess"])
+    p.add_argument("--dest", required=True, help="folder to download into and unpack under")
+    p.add_argument("--part", action="append", help="only these archives (repeatable; default all)")
+    p.add_argument("--base-url", help="mirror to download from (default: the official Zenodo record)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("run", _cmd_run, "Run every variant x fold of an experiment spec into the results store.")
+    p.add_argument("spec", help="experiment spec (YAML), e.g. configs/audio.yaml")
+    p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a spec key, e.g. corpus.root=data/x or protocol.kind=random (repeatable)")
+    p.add_argument("--out", default=None, help="results store root (default runs/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = add("report", _cmd_report, "Print the summary table of a finished experiment.")
+    p.add_argument("experiment", help="runs/<experiment> folder")
+
+    p = add("export", _cmd_export, "Export trained models as a bundle for predict and the dashboard.")
+    p.add_argument("--audio", help="runs/<experiment>/<variant> whose model serves audio")
+    p.add_argument("--video", help="runs/<experiment>/<variant> whose model serves video")
+    p.add_argument("--fusion", help="runs/<experiment>/<variant> whose model fuses the two")
+    p.add_argument("--out", default=None, help="bundle folder (default bundles/NAME)")
+    p.add_argument("--name", default="demo", help="bundle name (default demo)")
+
+    p = add("predict", _cmd_predict, "Predict the emotion of any audio or video file.")
+    p.add_argument("clip", help="wav, flac, mp3, ogg, m4a, mp4, mov, webm or avi file")
+    p.add_argument("--bundle", help="bundle folder (default bundles/demo or $AVE_BUNDLE)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")
+    p.add_argument("--data", default=str(paths.data_dir() / "synthetic"))
+    p.add_argument("--runs", default=str(paths.runs_dir()))
+    p.add_argument("--actors", type=int, default=8)
+    p.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, turn user errors into one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from pipeline.media import MediaError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, MediaError, FileNotFoundError, ValueError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,88 @@
+"""The Manifest: one table of every clip a corpus holds, whatever the corpus.
+
+One row per *take* (for RAVDESS the audio-only, video-only and full-AV files of the
+same performance are one clip), so a split by ``clip_id`` never lets a take straddle
+train and test.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS: tuple[str, ...] = (
+    "clip_id", "corpus", "actor", "gender", "emotion", "intensity", "channel",
+    "statement", "repetition", "audio_path", "video_path", "landmarks_path",
+)
+"""Required columns. Paths are absolute strings; a missing modality is ``""``."""
+
+
+@dataclass
+class ScanSummary:
+    """What an adapter found and what it skipped (skips never raise)."""
+
+    n_files_seen: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, path: str | os.PathLike[str]) -> None:
+        """Count one skipped file under ``reason``, keeping a few example names."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < 3:
+            shown.append(str(path))
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+def validate(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Check the Manifest contract; return the frame with columns in canonical order."""
+    missing = [c for c in COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ValueError(f"manifest lacks columns: {', '.join(missing)}")
+    if manifest["clip_id"].duplicated().any():
+        dupes = manifest.loc[manifest["clip_id"].duplicated(), "clip_id"].head(3).tolist()
+        raise ValueError(f"manifest has duplicate clip ids, e.g. {dupes}")
+    extra = [c for c in manifest.columns if c not in COLUMNS]
+    out = manifest[list(COLUMNS) + extra].copy()
+    for col in ("audio_path", "video_path", "landmarks_path"):
+        out[col] = out[col].fillna("").astype(str)
+    out["actor"] = out["actor"].astype(str)
+    return out.reset_index(drop=True)
+
+
+def empty() -> pd.DataFrame:
+    """A manifest with no rows and the canonical columns."""
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in COLUMNS})
+
+
+def save(manifest: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write the manifest as CSV atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = validate(manifest)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a manifest CSV written by :func:`save`."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return validate(frame)
+
+
+def has_modality(manifest: pd.DataFrame, modality: str) -> pd.Series:
+    """Boolean mask of rows that have ``audio``, ``video`` or ``landmarks``."""
+    return manifest[f"{modality}_path"].astype(str).str.len() > 0
