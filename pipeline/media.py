@@ -127,20 +127,22 @@ def load_audio(source: Source, sample_rate: int, *, max_seconds: float | None = 
         if not container.streams.audio:
             raise MediaError(f"{_name(source)} has no audio track")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+        # Keep the source layout and average channels ourselves (librosa's to_mono
+        # convention); FFmpeg's own downmix scales by -3 dB per channel instead.
+        resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
         chunks: list[np.ndarray] = []
         n = 0
         limit = int(max_seconds * sample_rate) if max_seconds else None
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
+                    chunk = out.to_ndarray().mean(axis=0)
                     chunks.append(chunk)
                     n += chunk.size
                 if limit is not None and n >= limit:
                     break
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
         except av.error.FFmpegError as err:
             if not chunks:
                 raise MediaError(f"{_name(source)}: the audio stream cannot be decoded ({err})") from err
@@ -152,6 +154,15 @@ def load_audio(source: Source, sample_rate: int, *, max_seconds: float | None = 
     if not np.all(np.isfinite(audio)):
         audio = np.nan_to_num(audio)
     return audio
+
+
+def _frame_rotation(frame) -> int:
+    """Clockwise display rotation from a decoded frame's display matrix (FFmpeg 7 no
+    longer exposes it as a ``rotate`` tag; PyAV reports it counter-clockwise)."""
+    try:
+        return int(round(-float(frame.rotation))) % 360
+    except Exception:
+        return 0
 
 
 def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -194,7 +205,7 @@ def iter_frames(source: Source, *, max_side: int | None = None) -> Iterator[tupl
                 else:
                     rgb = frame.to_ndarray(format="rgb24")
                 index += 1
-                yield t, _rotate(rgb, rotation)
+                yield t, _rotate(rgb, rotation or _frame_rotation(frame))
         except av.error.FFmpegError as err:
             if index == 0:
                 raise MediaError(f"{_name(source)}: the video stream cannot be decoded ({err})") from err

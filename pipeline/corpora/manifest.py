@@ -27,6 +27,8 @@ class ScanSummary:
     n_files_seen: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    modalities: dict[str, int] = field(default_factory=dict)
+    """Rows that have each modality linked: ``{"audio": n, "video": n, "landmarks": n}``."""
 
     def skip(self, reason: str, path: str | os.PathLike[str]) -> None:
         """Count one skipped file under ``reason``, keeping a few example names."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each ``bench_*.py`` is a script that writes ``bench/results/<name>.json``."""
