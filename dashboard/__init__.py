@@ -1,0 +1,1 @@
+"""Streamlit dashboard: a thin face over :mod:`pipeline` (run ``streamlit run dashboard/app.py``)."""

@@ -1,0 +1,57 @@
+"""Entry point: ``streamlit run dashboard/app.py``.
+
+A router only: it sets the page layout, asks the sidebar where the results store, the
+model bundle and the corpus are (defaults from :mod:`pipeline.paths`), stores that in
+the session once, and hands over to the page the user picked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import state
+
+
+
+def sidebar() -> state.Settings:
+    """Where things are: three folders and the corpus kind, defaulted from pipeline.paths."""
+    default = state.default_settings()
+    current = state.settings()
+    with st.sidebar:
+        st.caption("Where things are")
+        runs = st.text_input("Results folder", value=str(current.runs), key="sb_runs",
+                             help=f"Experiments written by `python -m pipeline run` (default {default.runs}).")
+        bundle = st.text_input("Model bundle", value=str(current.bundle), key="sb_bundle",
+                               help=f"The trained models that answer on Analyze and Live (default {default.bundle}).")
+        kind = st.selectbox("Corpus kind", state.CORPUS_KINDS, key="sb_kind",
+                            index=state.CORPUS_KINDS.index(current.corpus_kind))
+        root = st.text_input("Corpus folder", value=str(current.corpus_root), key="sb_corpus",
+                             help=f"Folder of the corpus shown on Data and Analyze (default {default.corpus_root}).")
+        st.caption("The demo models are trained on a **synthetic** corpus of drawn faces and "
+                   "synthesised voices: a teaching tool, not a judge of real people.")
+    chosen = state.Settings(runs=Path(runs.strip() or default.runs),
+                            bundle=Path(bundle.strip() or default.bundle),
+                            corpus_root=Path(root.strip() or default.corpus_root), corpus_kind=kind)
+    state.set_settings(chosen)
+    return chosen
+
+
+def main() -> None:
+    st.set_page_config(page_title="Emotion recognition workbench", page_icon=":performing_arts:",
+                       layout="wide")
+    state.warm_up()
+    pages = [
+        st.Page("app_pages/analyze.py", title="Analyze a clip", icon=":material/graphic_eq:",
+                url_path="analyze", default=True),
+        st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", url_path="live"),
+        st.Page("app_pages/results.py", title="Results", icon=":material/table_chart:", url_path="results"),
+        st.Page("app_pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+        st.Page("app_pages/about.py", title="About the models", icon=":material/info:", url_path="about"),
+    ]
+    page = st.navigation(pages)
+    sidebar()
+    page.run()
+
+
+main()

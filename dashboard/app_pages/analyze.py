@@ -1,0 +1,347 @@
+"""Analyze a clip: bring a clip in, then follow the system step by step.
+
+Four ways in (upload a file, record audio in the browser, record camera + microphone,
+or pick a sample of the corpus); one call, ``pipeline.inference.analyze``; then, in
+order: the waveform, the MFCC heatmap, the sampled frames with face boxes and the
+64 x 64 crops, the audio, video and fused probabilities, a timeline for long clips,
+and which bundle answered, with every abstention explained in plain words.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from dashboard import charts, state
+
+UPLOAD_TYPES = ["wav", "mp3", "m4a", "ogg", "flac", "mp4", "mov", "webm", "avi"]
+SOURCES = ("Upload a file", "Record audio", "Record camera + microphone", "Corpus sample")
+
+STATUS_WORDS = {
+    "no face": "No face was found in the sampled frames, so the video model stayed silent.",
+    "a face was found in too few frames": "A face showed up in too few of the sampled frames to "
+                                          "judge its expression, so the video model stayed silent.",
+    "the video stream": "The pictures in this file cannot be decoded, so the video model stayed silent.",
+    "not a readable video file": "The pictures in this file cannot be read, so the video model stayed silent.",
+    "silent audio": "The sound is (almost) silent, so the audio model stayed silent.",
+    "no audio track": "This file has no sound, so the audio model stayed silent.",
+    "no video track": "This is a sound-only file, so there is nothing for the video model to watch.",
+    "no model in the bundle": "The model bundle has no model for this part.",
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip to analyse: a display name, its bytes or path, an optional landmark CSV."""
+
+    name: str
+    media: bytes | str
+    landmarks: str = ""
+
+
+def plain_status(branch: str, status: str, detail: str = "") -> str:
+    """One plain sentence for why a branch did not answer."""
+    for key, words in STATUS_WORDS.items():
+        if status.startswith(key):
+            return words
+    extra = f" ({detail})" if detail else ""
+    return f"The {branch} model did not answer: {status}{extra}."
+
+
+# --------------------------------------------------------------------------- ways in
+def upload_source() -> Clip | None:
+    limit = st.get_option("server.maxUploadSize")
+    file = st.file_uploader(
+        f"An audio or video file (up to {limit} MB)", type=UPLOAD_TYPES, key="upload",
+        help=f"Larger files are refused by the browser: trim the clip, or export only its "
+             f"sound, to get under {limit} MB (the limit is `maxUploadSize` in .streamlit/config.toml).")
+    if file is None:
+        return None
+    data = file.getvalue()
+    if len(data) > limit * 2**20:
+        st.error(f"{file.name} is {len(data) / 2**20:.0f} MB, over the {limit} MB limit: trim it first.")
+        return None
+    return Clip(file.name, data)
+
+
+def audio_input_source() -> Clip | None:
+    st.caption("Press the microphone, say a sentence with feeling (three seconds or more), press stop.")
+    clip = st.audio_input("Record a sentence", key="mic")
+    return Clip("recording.wav", clip.getvalue()) if clip is not None else None
+
+
+def recorder_path() -> Path:
+    """A per-session temporary file the WebRTC recorder writes into."""
+    if "recording_path" not in st.session_state:
+        handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False)
+        handle.close()
+        st.session_state["recording_path"] = handle.name
+    return Path(st.session_state["recording_path"])
+
+
+def webrtc_source() -> Clip | None:
+    """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server."""
+    from aiortc.contrib.media import MediaRecorder
+
+    path = recorder_path()
+    st.caption("Press START, act an emotion for a few seconds, press STOP; the recording is "
+               "then analysed. Works on this computer without any internet server; a deployed "
+               "app needs a TURN server (see docs/dashboard.md), so use upload or audio instead.")
+    ctx = webrtc_streamer(
+        key="record-av", mode=WebRtcMode.SENDONLY, rtc_configuration={"iceServers": []},
+        media_stream_constraints={"video": True, "audio": True},
+        in_recorder_factory=lambda: MediaRecorder(str(path), format="mp4"))
+    playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
+    if playing:
+        st.info("Recording... press STOP when done.")
+        return None
+    if path.is_file() and path.stat().st_size > 0:
+        data = finished_recording(path)
+        if data is None:
+            st.warning("The recording could not be read (it may be empty): press START and try again.")
+            return None
+        return Clip("camera recording.mp4", data)
+    return None
+
+
+def finished_recording(path: Path, wait_s: float = 5.0) -> bytes | None:
+    """The recording's bytes once the recorder has finished writing it. STOP reruns the
+    page while the recorder thread may still be closing the mp4, so wait until the file
+    opens as media (at most ``wait_s`` seconds)."""
+    from pipeline.media import MediaError, probe
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            probe(path)
+            return path.read_bytes()
+        except MediaError:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.25)
+
+
+def corpus_source() -> Clip | None:
+    settings = state.settings()
+    if not settings.corpus_root.is_dir():
+        st.info(f"No corpus at `{settings.corpus_root}`: run `make demo` to generate the synthetic "
+                "one, or point the sidebar at a corpus folder.")
+        return None
+    try:
+        manifest = state.manifest(settings.corpus_kind, str(settings.corpus_root))
+    except (ValueError, OSError) as err:
+        st.error(f"The corpus cannot be read: {err}")
+        return None
+    if manifest.empty:
+        st.warning("The corpus folder holds no recognisable clips.")
+        return None
+    left, right = st.columns(2)
+    emotion = left.selectbox("Emotion", sorted(manifest["emotion"].unique()), key="sample_emotion")
+    rows = manifest[manifest["emotion"] == emotion]
+    clip_id = right.selectbox("Clip", rows["clip_id"].tolist(), key="sample_clip")
+    row = rows[rows["clip_id"] == clip_id].iloc[0]
+    st.caption(f"Actor {row['actor']} ({row['gender']}), labelled **{row['emotion']}** "
+               f"({row['intensity']} intensity).")
+    path = row["video_path"] or row["audio_path"]
+    return Clip(Path(path).name, path, row["landmarks_path"]) if path else None
+
+
+# --------------------------------------------------------------------------- rendering
+def player(clip: Clip, start: int = 0) -> None:
+    """The clip itself, playable (video in a narrow column so it stays small)."""
+    if isinstance(clip.media, str) and not Path(clip.media).is_file():
+        return
+    if Path(clip.name).suffix.lower() in (".mp4", ".mov", ".webm", ".avi"):
+        column, _ = st.columns([1, 2])
+        column.video(clip.media, start_time=start)
+    else:
+        st.audio(clip.media, start_time=start)
+
+
+def render_audio(analysis: Any) -> None:
+    st.subheader("1. What the system hears")
+    if analysis.waveform is None or len(analysis.waveform) == 0:
+        st.info(plain_status("audio", analysis.audio.status, analysis.audio.detail))
+        return
+    window = None
+    if analysis.mfcc_times is not None and len(analysis.mfcc_times):
+        window = (float(analysis.mfcc_times[0]), float(analysis.mfcc_times[-1]))
+    st.caption("The waveform is the sound pressure over time; the shaded part is the window "
+               "the audio model listens to.")
+    st.plotly_chart(charts.waveform(analysis.waveform, analysis.sample_rate, window=window),
+                    width="stretch", key="waveform")
+    if analysis.mfcc is not None:
+        st.caption("The MFCC heatmap is the sound's timbre over time, as the ear hears it: each "
+                   "row is one coefficient (row 0 is loudness, higher rows finer detail of the "
+                   "voice's colour); this matrix is what the audio model reads.")
+        st.plotly_chart(charts.mfcc_heatmap(analysis.mfcc, analysis.mfcc_times),
+                        width="stretch", key="mfcc")
+
+
+def render_video(analysis: Any) -> None:
+    st.subheader("2. What the system sees")
+    if analysis.frames is None or len(analysis.frames) == 0:
+        st.info(plain_status("video", analysis.video.status, analysis.video.detail))
+        return
+    n = len(analysis.frames)
+    st.caption(f"{n} frames sampled evenly over the clip; the green box is where a face was "
+               f"found ({analysis.frames_with_face} of {n} frames).")
+    framed = charts.draw_boxes(analysis.frames, analysis.boxes)
+    times = analysis.frame_times if analysis.frame_times is not None else np.zeros(n)
+    st.image(list(framed), width=110, caption=[f"{t:.1f} s" for t in times])
+    if analysis.crops is not None and len(analysis.crops) and analysis.frames_with_face:
+        st.markdown("**Face crops (64 x 64)**")
+        st.caption("Each face is cut out and shrunk to 64 x 64 pixels: this sequence is what "
+                   "the video model watches.")
+        st.image(list(analysis.crops), width=64)
+    else:
+        st.info(plain_status("video", analysis.video.status, analysis.video.detail))
+
+
+def prediction_panel(title: str, result: Any, classes: list[str], key: str, explain: str) -> None:
+    if not (result.ok and result.probabilities):
+        st.markdown(f"**{title}**")
+    st.caption(explain)
+    if result.ok and result.probabilities:
+        emotion, p = result.winner
+        st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure).")
+        st.plotly_chart(charts.probability_bars(result.probabilities, title, classes=classes),
+                        width="stretch", key=key)
+    else:
+        st.info(plain_status(title.split()[0].lower(), result.status, result.detail))
+    if result.detail and result.ok:
+        st.caption(result.detail)
+
+
+def render_predictions(analysis: Any) -> None:
+    st.subheader("3. What the models answer")
+    classes = list(analysis.bundle.get("classes") or analysis.fused.probabilities
+                   or analysis.audio.probabilities or analysis.video.probabilities)
+    a, v, f = st.columns(3)
+    with a:
+        prediction_panel("Audio model", analysis.audio, classes, "p_audio",
+                         "From the voice alone.")
+    with v:
+        prediction_panel("Video model", analysis.video, classes, "p_video",
+                         "From the face alone.")
+    with f:
+        prediction_panel("Fused answer", analysis.fused, classes, "p_fused",
+                         "Both answers combined by a small model trained on held-out predictions.")
+    if analysis.fused.ok and analysis.fused.winner:
+        emotion, p = analysis.fused.winner
+        st.success(f"Overall, this clip comes across as **{emotion}** with {100 * p:.0f}% "
+                   "confidence. Remember: the demo models learned from synthetic, acted data.")
+    elif not (analysis.audio.ok or analysis.video.ok):
+        st.error("Neither the voice nor the face could be used, so there is no answer. "
+                 + plain_status("audio", analysis.audio.status) + " "
+                 + plain_status("video", analysis.video.status))
+
+
+def render_timeline(analysis: Any, clip: Clip) -> None:
+    if len(analysis.timeline) < 2:
+        return
+    st.subheader("4. Over time")
+    st.caption("Long clips are cut into overlapping windows; each colour band is how likely "
+               "one emotion is in that window. Pick a moment to play the clip from there.")
+    end = float(analysis.timeline[-1].end)
+    moment = st.slider("Moment (s)", 0.0, end, 0.0, step=0.5, key="timeline_moment")
+    st.plotly_chart(charts.timeline(analysis.timeline, cursor=moment), width="stretch",
+                    key="timeline")
+    inside = [w for w in analysis.timeline if w.start <= moment < w.end]
+    window = inside[-1] if inside else analysis.timeline[-1]
+    if window.fused.winner:
+        emotion, p = window.fused.winner
+        st.markdown(f"At {window.start:.1f}-{window.end:.1f} s: **{emotion}** ({100 * p:.0f}%).")
+    player(clip, start=int(moment))
+
+
+def render_provenance(analysis: Any) -> None:
+    st.subheader("Which models answered")
+    info = analysis.bundle or {}
+    st.markdown(f"Bundle **{info.get('name', '?')}** (`{info.get('id', '?')}`).")
+    rows = []
+    for branch in ("audio", "video", "fusion"):
+        meta = info.get(branch)
+        if isinstance(meta, dict):
+            rows.append({"branch": branch, **{k: str(v) for k, v in meta.items()}})
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    st.caption("Measured accuracy and test protocol of each model: see *About the models*. "
+               "Time per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in analysis.timings.items()))
+
+
+def render(analysis: Any, clip: Clip) -> None:
+    """Every step of one analysis, top to bottom."""
+    if not analysis.timeline:
+        player(clip)
+    render_audio(analysis)
+    render_video(analysis)
+    render_predictions(analysis)
+    render_timeline(analysis, clip)
+    render_provenance(analysis)
+
+
+def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
+    """The one call into the pipeline, with a progress indicator and plain errors."""
+    from pipeline.bundle import BundleError
+    from pipeline.media import MediaError
+
+    name = clip.name
+    with st.status(f"Analysing {name}: decoding, listening, finding the face, predicting...",
+                   expanded=False) as status:
+        try:
+            if isinstance(clip.media, bytes):
+                analysis = state.analyze(clip.media, bundle_dir, detector)
+            else:
+                analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector)
+        except MediaError as err:
+            status.update(label="This file cannot be analysed", state="error")
+            st.error(f"{name}: {err}. Try another file: wav, mp3, m4a, ogg, mp4, mov, webm or avi.")
+            return None
+        except BundleError as err:
+            status.update(label="The models cannot be loaded", state="error")
+            st.error(str(err))
+            return None
+        except ValueError as err:
+            status.update(label="This clip cannot be analysed", state="error")
+            st.error(f"{name}: {str(err).splitlines()[0] if str(err) else 'bad input'}")
+            return None
+        total = analysis.timings.get("total", sum(analysis.timings.values()))
+        status.update(label=f"Analysed {name} ({analysis.duration:.1f} s of media"
+                            + (f", {total:.1f} s of work)" if total else ")"), state="complete")
+    return analysis
+
+
+def main() -> None:
+    st.title("Analyze a clip")
+    st.caption("Bring a clip in and follow, step by step, how the system hears the voice, sees "
+               "the face and decides. The demo models are trained on **synthetic** data.")
+    settings = state.settings()
+    if not state.bundle_exists(settings.bundle):
+        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo` (trains the demo "
+                "models on the synthetic corpus in a few minutes), then reload this page.",
+                icon=":material/model_training:")
+        return
+    left, right = st.columns([3, 1])
+    way = left.radio("Where does the clip come from?", SOURCES, horizontal=True, key="way")
+    detector = right.selectbox(
+        "Face finder", list(state.DETECTORS), format_func=state.DETECTORS.get, key="detector",
+        help="The accurate finder (MTCNN) misses fewer faces but needs about a second per clip; "
+             "the fast one (Haar cascade) is about ten times quicker and wants a front-on face. "
+             "Corpus samples with landmark files use those instead.")
+    clip = {SOURCES[0]: upload_source, SOURCES[1]: audio_input_source,
+              SOURCES[2]: webrtc_source, SOURCES[3]: corpus_source}[way]()
+    if clip is None:
+        return
+    analysis = run_analysis(clip, str(settings.bundle), detector)
+    if analysis is not None:
+        render(analysis, clip)
+
+
+main()

@@ -1,0 +1,217 @@
+"""Shared dashboard state: the sidebar settings and every cached call into ``pipeline``.
+
+The only module that uses ``st.cache_*`` (each cache bounded by ``max_entries``), so
+what is kept in memory, and for how long, is decided in one place. Loaded models live
+in ``cache_resource`` (one copy shared by every session); tables, analyses and figures
+in ``cache_data``. Cached functions take plain strings / bytes so their keys are cheap.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import paths
+
+log = logging.getLogger(__name__)
+
+#: Results folders change while experiments run; re-read them at most this often (s).
+RESULTS_TTL = 30
+CORPUS_KINDS: tuple[str, ...] = ("synthetic", "ravdess", "savee")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sidebar chose: where the results store, the bundle and the corpus are."""
+
+    runs: Path
+    bundle: Path
+    corpus_root: Path
+    corpus_kind: str
+
+
+def default_settings() -> Settings:
+    """Defaults from :mod:`pipeline.paths` (each overridable by environment variable)."""
+    return Settings(runs=paths.runs_dir(), bundle=paths.default_bundle(),
+                    corpus_root=paths.data_dir() / "synthetic", corpus_kind="synthetic")
+
+
+def settings() -> Settings:
+    """The current session's settings (defaults until the sidebar sets them)."""
+    current = st.session_state.get("settings")
+    return current if isinstance(current, Settings) else default_settings()
+
+
+def set_settings(value: Settings) -> None:
+    st.session_state["settings"] = value
+
+
+# --------------------------------------------------------------------------- models
+def bundle_exists(bundle_dir: str | Path) -> bool:
+    """True when the folder holds a ``bundle.json`` (loading it may still fail)."""
+    from pipeline.bundle import BUNDLE_FILE
+
+    return (Path(bundle_dir) / BUNDLE_FILE).is_file()
+
+
+@st.cache_data(max_entries=4, ttl=RESULTS_TTL, show_spinner=False)
+def bundle_meta(bundle_dir: str) -> dict[str, Any]:
+    """The bundle's ``bundle.json`` without loading any model (for model cards)."""
+    from pipeline.bundle import read_meta
+
+    return read_meta(bundle_dir)
+
+
+def _stamp(path: str | Path) -> float:
+    """Last modification time of a folder (0 when absent): part of cache keys so a
+    re-exported bundle or a rerun experiment is picked up."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the models (once)...")
+def _bundle(bundle_dir: str, stamp: float) -> Any:
+    from pipeline.bundle import load_bundle
+
+    log.info("loading bundle %s", bundle_dir)
+    return load_bundle(bundle_dir)
+
+
+def bundle(bundle_dir: str | Path) -> Any:
+    """The loaded :class:`pipeline.bundle.Bundle` (models loaded once per process)."""
+    return _bundle(str(bundle_dir), _stamp(bundle_dir))
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Compile librosa's numba kernels once in the background (~17 s on a fresh
+    environment) so the first analysis is fast and the app itself starts at once."""
+    from pipeline.audio import warm_up as warm_audio
+
+    thread = threading.Thread(target=warm_audio, name="librosa-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+#: Face finders the Analyze page offers: the bundle's own (MTCNN unless AVE_DETECTOR
+#: says otherwise; ~130 ms a frame, the accurate one) or OpenCV's Haar cascade (~10 ms).
+DETECTORS: dict[str, str] = {"bundle": "accurate (MTCNN)", "haar": "fast (Haar cascade)"}
+
+
+def _detector(name: str) -> Any:
+    """None means the bundle's cached detector; a Haar cascade is cheap to build, and a
+    fresh one per call is never shared between sessions' threads."""
+    if name == "haar":
+        from pipeline.faces import HaarDetector
+
+        return HaarDetector()
+    return None
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _analyze(data: bytes, bundle_dir: str, stamp: float, digest: str, detector: str) -> Any:
+    from pipeline.inference import analyze
+
+    return analyze(data, _bundle(bundle_dir, stamp), _detector(detector))
+
+
+def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle") -> Any:
+    """:func:`pipeline.inference.analyze` of an uploaded/recorded clip, cached by
+    content so moving a slider does not recompute the clip."""
+    digest = hashlib.sha1(data).hexdigest()
+    return _analyze(data, str(bundle_dir), _stamp(bundle_dir), digest, detector)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _analyze_path(path: str, mtime: float, bundle_dir: str, stamp: float, landmarks: str,
+                  detector: str) -> Any:
+    from pipeline.inference import analyze
+
+    return analyze(path, _bundle(bundle_dir, stamp), _detector(detector), landmarks_path=landmarks or None)
+
+
+def analyze_path(path: str | Path, bundle_dir: str | Path, landmarks: str = "",
+                 detector: str = "bundle") -> Any:
+    """:func:`pipeline.inference.analyze` of a corpus file (with its landmark CSV when
+    the corpus has one), cached by path + mtime."""
+    return _analyze_path(str(path), _stamp(path), str(bundle_dir), _stamp(bundle_dir),
+                         str(landmarks or ""), detector)
+
+
+# --------------------------------------------------------------------------- results
+@st.cache_data(max_entries=8, ttl=RESULTS_TTL, show_spinner=False)
+def experiments(runs: str) -> list[str]:
+    """Experiment folder names under the results store root (empty when absent)."""
+    from pipeline import results
+
+    if not Path(runs).is_dir():
+        return []
+    return [Path(e).name for e in results.list_experiments(runs)]
+
+
+@st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)
+def summary(exp_dir: str) -> pd.DataFrame:
+    """``results.summarise``: one row per (variant, protocol), metrics as fractions."""
+    from pipeline import results
+
+    return results.summarise(exp_dir)
+
+
+@st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)
+def variants(exp_dir: str) -> list[str]:
+    from pipeline import results
+
+    return list(results.variants(exp_dir))
+
+
+@st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
+def metrics(exp_dir: str, variant: str) -> list[dict[str, Any]]:
+    """Every fold's ``metrics.json`` of one variant."""
+    from pipeline import results
+
+    return list(results.load_metrics(exp_dir, variant))
+
+
+@st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
+def predictions(exp_dir: str, variant: str) -> pd.DataFrame:
+    from pipeline import results
+
+    return results.load_predictions(exp_dir, variant)
+
+
+@st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
+def history(exp_dir: str, variant: str) -> pd.DataFrame:
+    """Per-epoch history of every fold (empty frame for scikit-learn models)."""
+    from pipeline import results
+
+    try:
+        return results.load_history(exp_dir, variant)
+    except FileNotFoundError:
+        return pd.DataFrame()
+
+
+# --------------------------------------------------------------------------- data
+@st.cache_data(max_entries=4, ttl=300, show_spinner="Indexing the corpus...")
+def manifest(kind: str, root: str) -> pd.DataFrame:
+    """The corpus manifest (``pipeline.corpora.scan``); skipped files are logged."""
+    from pipeline.corpora import scan
+
+    frame, scan_summary = scan(kind, root)
+    if scan_summary.n_skipped:
+        log.warning("%s: skipped %d files: %s", root, scan_summary.n_skipped, scan_summary.skipped)
+    return frame
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def file_bytes(path: str) -> bytes:
+    """Raw bytes of a sample file for ``st.audio`` / ``st.video`` players."""
+    return Path(path).read_bytes()

@@ -1,0 +1,247 @@
+"""A real browser against the real app: start ``streamlit run dashboard/app.py``, upload a
+synthetic clip on Analyze and see the MFCC heatmap, the face crops and the three
+prediction panels; open Results and see a confusion matrix; screenshot every page
+into ``docs/screenshots/``.
+
+Needs Debian's Chromium (``/usr/bin/chromium``, no browser download) and a trained
+bundle: ``$AVE_TEST_BUNDLE`` or the default ``bundles/demo`` (``make demo``). Skipped,
+with the reason shown, where either is missing.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("AVE_CHROMIUM", "/usr/bin/chromium"))
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def _bundle() -> Path:
+    from pipeline import paths
+
+    found = Path(os.environ.get("AVE_TEST_BUNDLE") or (REPO / paths.default_bundle()))
+    if not (found / "bundle.json").is_file():
+        pytest.skip(f"no trained bundle at {found}: run `make demo` (or set AVE_TEST_BUNDLE)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _synthetic_clip(tmp: Path) -> Path:
+    """One audio-visual take of the synthetic corpus (an existing one, or made now)."""
+    from pipeline import paths
+
+    existing = sorted((REPO / paths.data_dir() / "synthetic").glob("Actor_*/01-01-03-02-*.mp4"))
+    if existing:
+        return existing[0]
+    from pipeline.synth.corpus import generate
+
+    generate(tmp / "synthetic", n_actors=1, seed=7, emotions=["happy"], progress=False, n_jobs=1)
+    return sorted((tmp / "synthetic").glob("Actor_*/01-01-*.mp4"))[0]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, results_writer) -> Iterator[str]:
+    """The dashboard served on a free port; yields its URL."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    bundle = _bundle()
+    tmp = tmp_path_factory.mktemp("browser")
+    from pipeline import paths, results
+
+    runs = Path(os.environ.get("AVE_TEST_RUNS") or REPO / paths.runs_dir())
+    if not results.list_experiments(runs):  # no `make demo` results: a tiny store of our own
+        runs = results_writer(tmp / "runs")
+    port = _free_port()
+    env = {**os.environ, "AVE_BUNDLE": str(bundle), "AVE_RUNS": str(runs),
+           "AVE_DATA": str(REPO / paths.data_dir()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = open(tmp / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start: {(tmp / 'streamlit.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def fake_camera_files(clip: Path, folder: Path) -> tuple[Path, Path]:
+    """The clip as a .y4m video and a .wav, which Chromium plays as its camera and
+    microphone (``--use-file-for-fake-video-capture`` / ``-audio-capture``)."""
+    import wave
+
+    import av
+    import numpy as np
+
+    from pipeline.media import iter_frames, load_audio
+
+    y4m, wav = folder / "camera.y4m", folder / "microphone.wav"
+    frames = [rgb for _, rgb in iter_frames(clip)]
+    height, width = frames[0].shape[:2]
+    with open(y4m, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            out.write(b"FRAME\n" + yuv.to_ndarray().tobytes())
+    samples = (np.clip(load_audio(clip, 48000), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes(samples.tobytes())
+    return y4m, wav
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return _synthetic_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def page(server: str, clip: Path, tmp_path_factory) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    y4m, wav = fake_camera_files(clip, tmp_path_factory.mktemp("camera"))
+    args = CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            f"--use-file-for-fake-video-capture={y4m}",
+                            f"--use-file-for-fake-audio-capture={wav}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        yield tab
+        browser.close()
+
+
+def _chart(page, title: str):
+    """The Plotly chart whose title is ``title``."""
+    return page.locator(".js-plotly-plot .gtitle", has_text=title)
+
+
+def _shot(page, name: str) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main container, so the
+    viewport is stretched to that container's height for the picture."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(800)  # let Plotly finish drawing
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll("
+                           "'[data-testid=stMain], [data-testid=stMainBlockContainer]')]"
+                           ".map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height + 80, size["height"]), 8000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def test_analyze_upload_shows_every_step(server: str, page, clip: Path) -> None:
+    page.goto(server)  # Analyze is the default page
+    page.get_by_text("Where does the clip come from?").wait_for()
+    page.locator("input[type=file]").set_input_files(str(clip))
+    _chart(page, "Fused answer").first.wait_for(timeout=180_000)
+    assert _chart(page, "MFCC heatmap").count() == 1
+    assert _chart(page, "Waveform").count() == 1
+    assert page.get_by_text("Face crops (64 x 64)").count() == 1
+    assert page.locator("[data-testid=stImage] img").count() >= 2 * 30
+    for title in ("Audio model", "Video model", "Fused answer"):
+        assert _chart(page, title).count() == 1, title
+    assert page.get_by_text("Overall, this clip comes across as").count() == 1
+    _shot(page, "analyze")
+
+
+def test_camera_recording_is_analysed(server: str, page) -> None:
+    """Record camera + microphone (the fake camera plays the synthetic clip) to the
+    server's temporary file over WebRTC, stop, and get the analysis of the recording."""
+    page.goto(server)
+    page.get_by_text("Record camera + microphone").click()
+    frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+    start, stop = frame.get_by_role("button", name="START"), frame.get_by_role("button", name="STOP")
+    start.wait_for(timeout=120_000)
+    page.wait_for_timeout(3000)  # a click while the component is still mounting is lost
+    start.click()
+    stop.wait_for(timeout=60_000)
+    page.wait_for_timeout(5000)
+    stop.click()
+    _chart(page, "Fused answer").first.wait_for(timeout=180_000)
+    assert page.get_by_text("Analysed camera recording.mp4").count() == 1
+    assert _chart(page, "Video model").count() == 1  # the fake camera shows a face
+
+
+def test_results_shows_a_confusion_matrix(server: str, page) -> None:
+    page.goto(f"{server}/results")
+    page.get_by_text("Download the table as CSV").wait_for()
+    _shot(page, "results")
+    page.get_by_role("tab", name="One variant").click()
+    _chart(page, "Confusion matrix (counts)").first.wait_for()
+    assert _chart(page, "Confusion matrix (row-normalised)").count() >= 1
+    _shot(page, "results-variant")
+    page.get_by_role("tab", name="Random vs speaker split").click()
+    _shot(page, "results-protocols")
+
+
+def test_live_streams_the_fake_camera_without_ice_servers(server: str, page) -> None:
+    """Chromium's fake camera plays the synthetic clip: START connects over WebRTC on
+    localhost with no STUN/TURN server, frames come back and the panels refresh."""
+    page.goto(f"{server}/live")
+    frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+    start, stop = frame.get_by_role("button", name="START"), frame.get_by_role("button", name="STOP")
+    start.wait_for(timeout=120_000)
+    page.wait_for_timeout(3000)  # a click while the component is still mounting is lost
+    start.click()
+    stop.wait_for(timeout=60_000)
+    try:
+        page.get_by_text("Frames per second").wait_for(timeout=90_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+            ".some(e => parseFloat(e.innerText) > 0)", timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS.parent / "live-failure.png"))
+        raise
+    page.wait_for_timeout(8000)  # a few refreshes: 30 crops and 3 s of sound accumulate
+    _shot(page, "live")
+    stop.click()
+
+
+@pytest.mark.parametrize("name, marker", [("data", "Data"), ("about", "About the models")])
+def test_other_pages_render(server: str, page, name: str, marker: str) -> None:
+    page.goto(f"{server}/{name}")
+    page.get_by_role("heading", name=marker).first.wait_for()
+    assert page.locator("[data-testid=stException]").count() == 0
+    _shot(page, name)
