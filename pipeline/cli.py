@@ -58,10 +58,11 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- run
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.experiments import run_spec
+    from pipeline.results import format_summary
 
     summary = run_spec(args.spec, overrides=args.set or [], only=args.only or None,
                        out=args.out, progress=not args.quiet)
-    print(summary.to_string(index=False))
+    print(format_summary(summary))
     return 0
 
 
@@ -88,7 +89,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from pipeline.inference import analyze
 
     bundle = load_bundle(args.bundle or paths.default_bundle())
-    result = analyze(args.clip, bundle)
+    detector = None
+    if args.detector:
+        from pipeline.faces import make_detector
+
+        detector = make_detector(args.detector)
+    result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -166,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", help="wav, flac, mp3, ogg, m4a, mp4, mov, webm or avi file")
     p.add_argument("--bundle", help="bundle folder (default bundles/demo or $AVE_BUNDLE)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
+    p.add_argument("--detector", choices=["mtcnn", "haar"],
+                   help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")
     p.add_argument("--data", default=str(paths.data_dir() / "synthetic"))

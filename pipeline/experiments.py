@@ -1,0 +1,506 @@
+"""Experiment specs (YAML) -> variants x folds -> the results store. Resumable.
+
+A spec is a *base* (corpus, labels, protocol, branch, preprocessing, features, model,
+training) plus ``variants``, each a named override of the base: one row of an ablation
+table. ``python -m pipeline run SPEC [--set key=value]... [--only VARIANT]... [--out
+DIR]`` resolves the base, applies ``--set`` to it, then each variant's ``set`` on top,
+and runs every fold of every variant into ``DIR/<name>/<variant>/<fold>/``. Finished
+folds (a folder with metrics.json) are skipped, so an interrupted run resumes where
+it stopped, and a rerun with nothing left to do only reprints the summary.
+
+Branches plug in through :data:`BRANCH_RUNNERS` (``branch -> "module:function"``): a
+runner receives one resolved variant spec and the experiment folder and writes its
+folds with :func:`pipeline.results.write_fold`. The helpers it needs are public here:
+:func:`load_manifest_for`, :func:`features_for`, :func:`make_folds`,
+:func:`fit_predict`, :func:`run_fold`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline import paths, results
+from pipeline.preprocessing import Preprocessing
+from pipeline.splits import REPORT_SEEDS, Fold, encode_labels, filter_to_labels
+from pipeline.training import fit_predict  # re-exported for branch runners
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULTS", "BRANCH_RUNNERS", "load_spec", "resolve", "variant_specs", "validate",
+    "preprocessing_for", "load_manifest_for", "features_for", "augmented_for", "make_folds",
+    "assemble_fold", "fit_predict", "run_fold", "run_spec",
+]
+
+#: Every key a spec may hold, with its default. ``preprocessing``, ``model.params`` and
+#: ``fusion`` are open dicts (checked against Preprocessing / the model builder /
+#: the fusion runner).
+DEFAULTS: dict[str, Any] = {
+    "name": "experiment",
+    "description": "",
+    "corpus": {"name": "synthetic", "root": "data/synthetic", "channel": None},
+    "labels": "six",
+    "protocol": {"kind": "speaker", "folds": 6, "seeds": list(REPORT_SEEDS),
+                 "val_fraction": 0.1, "test_fraction": 0.1},
+    "branch": "audio",
+    "preprocessing": {},
+    "features": {"kind": "mfcc_mean", "augment": [], "full_frame": False, "detector": None,
+                 "n_jobs": 2},
+    "model": {"name": "audio_cnn", "params": {}},
+    "training": {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42},
+    "fusion": {},
+    "variants": [],
+}
+_OPEN_KEYS = ("preprocessing", "model.params", "fusion")
+
+#: branch -> "module:function"; the function is ``runner(spec, exp_dir, *, cache_dir,
+#: progress) -> list[str]`` (fold names it wrote) for one resolved variant spec.
+BRANCH_RUNNERS: dict[str, str] = {
+    "audio": "pipeline.experiments:run_branch",
+    "video": "pipeline.experiments:run_branch",
+    "fusion": "pipeline.fusion:run_fusion_variant",
+}
+#: Keys that do not change a fold's result (left out of its fingerprint).
+_NEUTRAL_KEYS = ("name", "description", "variants", "variant", "features.n_jobs")
+
+
+class SpecError(ValueError):
+    """An experiment spec that cannot run, with a one-line reason."""
+
+
+# --------------------------------------------------------------------------- spec
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """Read a spec YAML file into a dict (no defaults applied)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment spec not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path} must hold a mapping of spec keys")
+    return data
+
+
+def _is_open(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in _OPEN_KEYS)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base``; unknown keys raise SpecError."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in out and not _is_open(dotted):
+            known = ", ".join(f"{prefix}{k}" for k in out) or "(none)"
+            raise SpecError(f"unknown spec key {dotted!r}; known here: {known}")
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _is_open(dotted):
+            out[key] = _merge(out[key], value, dotted + ".")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_dotted(spec: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``spec`` with ``a.b.c`` set to ``value`` (unknown keys raise)."""
+    parts = key.split(".")
+    nested: Any = value
+    for part in reversed(parts[1:]):
+        nested = {part: nested}
+    if any(not p for p in parts):
+        raise SpecError(f"bad key {key!r}")
+    return _merge(spec, {parts[0]: nested})
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, YAML-parsed value), e.g. ``protocol.folds=6`` -> 6."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def resolve(raw: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Defaults <- spec file <- ``--set`` overrides: the base spec (variants kept raw)."""
+    spec = _merge(DEFAULTS, raw)
+    for text in overrides:
+        key, value = parse_override(text)
+        spec = set_dotted(spec, key, value)
+    if not spec["variants"]:
+        spec["variants"] = [{"name": "base", "group": "", "description": "the base spec"}]
+    return spec
+
+
+def variant_specs(base: dict[str, Any], only: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One fully resolved spec per variant (``base`` + its ``set``), ``only`` filtering."""
+    out = []
+    names = [str(v.get("name", "")) for v in base["variants"]]
+    if len(set(names)) != len(names) or not all(names):
+        raise SpecError("every variant needs a unique, non-empty name")
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise SpecError(f"no variant named {', '.join(unknown)}; the spec has: {', '.join(names)}")
+    for variant in base["variants"]:
+        extra = set(variant) - {"name", "group", "description", "set"}
+        if extra:
+            raise SpecError(f"variant {variant['name']!r} has unknown keys: {', '.join(sorted(extra))}")
+        if only and variant["name"] not in only:
+            continue
+        spec = {k: v for k, v in base.items() if k != "variants"}
+        for key, value in (variant.get("set") or {}).items():
+            spec = set_dotted(spec, str(key), value)
+        spec["variant"] = {"name": str(variant["name"]), "group": str(variant.get("group", "")),
+                           "description": str(variant.get("description", ""))}
+        out.append(spec)
+    return out
+
+
+def preprocessing_for(spec: dict[str, Any]) -> Preprocessing:
+    """The Preprocessing a spec implies (its overrides plus its label set)."""
+    names = {f.name for f in dataclasses.fields(Preprocessing)}
+    unknown = sorted(set(spec.get("preprocessing") or {}) - names)
+    if unknown:
+        raise SpecError(f"unknown preprocessing key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    try:
+        return Preprocessing(**{**(spec.get("preprocessing") or {}), "labels": spec["labels"]})
+    except (TypeError, ValueError) as err:
+        raise SpecError(f"bad preprocessing: {err}") from None
+
+
+def feature_kind(spec: dict[str, Any]) -> str:
+    """The cached feature kind: ``frames`` becomes ``frames_full`` with ``full_frame``."""
+    kind = str(spec["features"]["kind"])
+    if kind == "frames" and spec["features"].get("full_frame"):
+        return "frames_full"
+    return kind
+
+
+def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
+    """Fail early, with one clear line, on anything that would fail mid-run."""
+    import models
+    from pipeline.corpora import CORPORA
+    from pipeline.features import AUDIO_KINDS, VIDEO_KINDS
+    from pipeline.labels import LABEL_SETS
+    from pipeline.splits import PROTOCOLS
+
+    where = f"variant {spec['variant']['name']!r}: " if "variant" in spec else ""
+    corpus = spec["corpus"]
+    if corpus["name"] not in CORPORA:
+        raise SpecError(f"{where}unknown corpus.name {corpus['name']!r}; choose one of: {', '.join(CORPORA)}")
+    if spec["labels"] not in LABEL_SETS:
+        raise SpecError(f"{where}unknown labels {spec['labels']!r}; choose one of: {', '.join(LABEL_SETS)}")
+    protocol = spec["protocol"]
+    if protocol["kind"] not in PROTOCOLS:
+        raise SpecError(f"{where}unknown protocol.kind {protocol['kind']!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if not isinstance(protocol["folds"], int) or protocol["folds"] < 2:
+        raise SpecError(f"{where}protocol.folds must be an integer >= 2")
+    fractions = (protocol["val_fraction"], protocol["test_fraction"])
+    if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in fractions) or sum(fractions) >= 1:
+        raise SpecError(f"{where}protocol.val_fraction and test_fraction must be in [0, 1) with a sum < 1")
+    if not protocol["seeds"] or not all(isinstance(s, int) for s in protocol["seeds"]):
+        raise SpecError(f"{where}protocol.seeds must be a non-empty list of integers")
+    if spec["branch"] not in BRANCH_RUNNERS:
+        raise SpecError(f"{where}unknown branch {spec['branch']!r}; choose one of: {', '.join(BRANCH_RUNNERS)}")
+    preprocessing_for(spec)
+    if spec["branch"] in ("audio", "video"):
+        kinds = AUDIO_KINDS if spec["branch"] == "audio" else VIDEO_KINDS
+        if spec["features"]["kind"] not in kinds:
+            raise SpecError(f"{where}features.kind {spec['features']['kind']!r} is not a {spec['branch']} "
+                            f"feature; choose one of: {', '.join(kinds)}")
+        augment = spec["features"].get("augment") or []
+        if augment and spec["branch"] != "audio":
+            raise SpecError(f"{where}features.augment applies to the audio branch only")
+        if augment:
+            from pipeline.audio import AUGMENTATIONS
+
+            bad = [a for a in augment if a not in AUGMENTATIONS]
+            if bad:
+                raise SpecError(f"{where}unknown augmentation {bad[0]!r}; choose from: {', '.join(AUGMENTATIONS)}")
+        if spec["model"]["name"] not in models.available():
+            raise SpecError(f"{where}unknown model {spec['model']['name']!r}; registered: "
+                            f"{', '.join(models.available())}")
+        if not isinstance(spec["model"].get("params") or {}, dict):
+            raise SpecError(f"{where}model.params must be a mapping")
+    for key in ("epochs", "batch_size", "patience"):
+        if not isinstance(spec["training"].get(key), int) or spec["training"][key] < 1:
+            raise SpecError(f"{where}training.{key} must be a positive integer")
+    root = Path(str(corpus["root"])).expanduser()
+    if check_root and not root.is_dir():
+        hint = ("generate it with `python -m pipeline synth --out {0}`" if corpus["name"] == "synthetic"
+                else "download it with `python -m pipeline fetch ravdess --dest {0}`"
+                if corpus["name"] == "ravdess" else "point corpus.root at your SAVEE folder")
+        raise SpecError(f"corpus folder {root} not found; {hint.format(root)} "
+                        f"or pass --set corpus.root=PATH")
+
+
+def fingerprint(spec: dict[str, Any]) -> str:
+    """Digest of everything that changes a fold's result (resume safety check)."""
+    data = {k: v for k, v in spec.items() if k not in _NEUTRAL_KEYS}
+    data = copy.deepcopy(data)
+    data.get("features", {}).pop("n_jobs", None)
+    data["corpus"] = {**data["corpus"], "root": str(Path(str(data["corpus"]["root"])).expanduser().resolve())}
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- data
+def load_manifest_for(spec: dict[str, Any]) -> pd.DataFrame:
+    """The corpus manifest, restricted to the label set, the channel and the modality
+    the branch needs (``audio``: any audio source; ``video``: a video file), 0..n-1."""
+    from pipeline.corpora import scan
+    from pipeline.corpora.manifest import has_modality
+
+    manifest, summary = scan(spec["corpus"]["name"], Path(str(spec["corpus"]["root"])).expanduser())
+    if summary.n_skipped:
+        log.info("corpus scan skipped %d files: %s", summary.n_skipped, summary.skipped)
+    if spec["corpus"].get("channel"):
+        manifest = manifest.loc[manifest["channel"] == spec["corpus"]["channel"]]
+    if spec["branch"] == "audio":
+        manifest = manifest.loc[has_modality(manifest, "audio") | has_modality(manifest, "video")]
+    elif spec["branch"] == "video":
+        manifest = manifest.loc[has_modality(manifest, "video")]
+    manifest = filter_to_labels(manifest.reset_index(drop=True), preprocessing_for(spec).classes)
+    if manifest.empty:
+        raise SpecError(f"no {spec['branch']} clips of the {spec['labels']!r} emotions in "
+                        f"{spec['corpus']['root']}")
+    return manifest
+
+
+def features_for(spec: dict[str, Any], manifest: pd.DataFrame, *, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> tuple[np.ndarray, pd.DataFrame, list[tuple[str, str]]]:
+    """(X, manifest of the clips that worked, failed [(clip_id, reason)]) for a spec."""
+    from pipeline import features
+
+    failed: list[tuple[str, str]] = []
+    X = features.extract(manifest, feature_kind(spec), preprocessing_for(spec),
+                         cache_dir or paths.cache_dir(), n_jobs=int(spec["features"].get("n_jobs", 2)),
+                         progress=progress, detector=spec["features"].get("detector"), failed=failed)
+    return X, features.drop_failed(manifest, failed), failed
+
+
+def augmented_for(spec: dict[str, Any], manifest: pd.DataFrame, *, cache_dir: str | Path | None = None,
+                  progress: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each augmentation of the spec: (X_aug aligned to ``manifest`` rows, ok mask).
+
+    Rows whose augmentation failed are zero-filled and flagged False in the mask.
+    """
+    from pipeline import features
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in spec["features"].get("augment") or []:
+        failed: list[tuple[str, str]] = []
+        X = features.extract(manifest, feature_kind(spec), preprocessing_for(spec),
+                             cache_dir or paths.cache_dir(), augment=name,
+                             n_jobs=int(spec["features"].get("n_jobs", 2)), progress=progress,
+                             failed=failed)
+        ok = ~manifest["clip_id"].isin({c for c, _ in failed}).to_numpy()
+        full = np.zeros((len(manifest), *X.shape[1:]), dtype=X.dtype)
+        full[ok] = X
+        out[name] = (full, ok)
+    return out
+
+
+def make_folds(spec: dict[str, Any], manifest: pd.DataFrame) -> list[Fold]:
+    """The protocol's folds over ``manifest`` (speaker k-fold or seeded random splits)."""
+    from pipeline import splits
+
+    protocol = spec["protocol"]
+    return splits.make_folds(manifest, protocol["kind"], n_folds=int(protocol["folds"]),
+                             seeds=[int(s) for s in protocol["seeds"]],
+                             val_fraction=float(protocol["val_fraction"]),
+                             test_fraction=float(protocol["test_fraction"]),
+                             seed=int(spec["training"].get("seed", 42)))
+
+
+def assemble_fold(X: np.ndarray, y: np.ndarray, fold: Fold,
+                  augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                  ) -> dict[str, np.ndarray]:
+    """Arrays of one fold: ``X_train, y_train, X_val, y_val, X_test, y_test``.
+
+    Augmented copies are added as extra *training* rows only (of the fold's training
+    clips whose augmentation worked); validation and test see original clips only.
+    """
+    X_train, y_train = [X[fold.train]], [y[fold.train]]
+    for _, (X_aug, ok) in (augmented or {}).items():
+        rows = fold.train[ok[fold.train]]
+        X_train.append(X_aug[rows])
+        y_train.append(y[rows])
+    return {
+        "X_train": np.concatenate(X_train) if len(X_train) > 1 else X_train[0],
+        "y_train": np.concatenate(y_train) if len(y_train) > 1 else y_train[0],
+        "X_val": X[fold.val], "y_val": y[fold.val],
+        "X_test": X[fold.test], "y_test": y[fold.test],
+    }
+
+
+# --------------------------------------------------------------------------- folds
+def predictions_frame(manifest: pd.DataFrame, fold: Fold, y_true: np.ndarray, probs: np.ndarray,
+                      classes: Sequence[str]) -> pd.DataFrame:
+    """``clip_id, actor, fold, true, pred, p_<emotion>...`` for the fold's test clips."""
+    test = manifest.iloc[fold.test]
+    frame = pd.DataFrame({
+        "clip_id": test["clip_id"].to_numpy(), "actor": test["actor"].astype(str).to_numpy(),
+        "fold": fold.name, "true": [classes[i] for i in y_true],
+        "pred": [classes[i] for i in probs.argmax(axis=1)]})
+    for i, name in enumerate(classes):
+        frame[f"p_{name}"] = probs[:, i]
+    return frame
+
+
+def fold_config(spec: dict[str, Any], fold: Fold, **extra: Any) -> dict[str, Any]:
+    """The config.yaml of one fold: the resolved variant spec plus what serving needs
+    (Preprocessing dict, class order, feature kind) and the fold's identity."""
+    params = preprocessing_for(spec)
+    config = {k: v for k, v in spec.items()}
+    config["training"] = {**spec["training"], "seed": fold.seed}
+    config.update({
+        "experiment": spec["name"], "fold": fold.name, "protocol": fold.protocol,
+        "test_actors": list(fold.test_actors), "val_actors": list(fold.val_actors),
+        "classes": list(params.classes), "feature_kind": feature_kind(spec),
+        "preprocessing_params": params.to_dict(), "fingerprint": fingerprint(spec),
+    })
+    config.update(extra)
+    return config
+
+
+def run_fold(spec: dict[str, Any], fold: Fold, X: np.ndarray, y: np.ndarray, manifest: pd.DataFrame,
+             fold_dir: Path, *, augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+             n_skipped: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Train and evaluate one fold and write it to ``fold_dir`` atomically; returns metrics."""
+    from pipeline.evaluation import evaluate
+    from pipeline.training import framework_of, save_model
+
+    started = time.perf_counter()
+    classes = list(preprocessing_for(spec).classes)
+    arrays = assemble_fold(X, y, fold, augmented)
+    fold_spec = {**spec, "training": {**spec["training"], "seed": fold.seed}}
+    probs, history, model = fit_predict(fold_spec, arrays["X_train"], arrays["y_train"], arrays["X_val"],
+                                        arrays["y_val"], arrays["X_test"], n_classes=len(classes),
+                                        progress=progress)
+    metrics = evaluate(arrays["y_test"], probs, classes)
+    metrics.update({
+        "n_train": int(len(fold.train)), "n_train_rows": int(len(arrays["X_train"])),
+        "n_val": int(len(fold.val)), "n_skipped": int(n_skipped),
+        "fold": fold.name, "variant": spec["variant"]["name"], "group": spec["variant"]["group"],
+        "protocol": fold.protocol, "test_actors": list(fold.test_actors),
+        "experiment": spec["name"], "branch": spec["branch"], "model": spec["model"]["name"],
+        "feature": feature_kind(spec), "seconds": round(time.perf_counter() - started, 2),
+    })
+    if len(history):
+        metrics["epochs_run"] = int(len(history))
+        if history["val_loss"].notna().any():
+            metrics["best_epoch"] = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    config = fold_config(spec, fold, framework=framework_of(spec["model"]["name"]),
+                         input_shape=list(X.shape[1:]))
+    results.write_fold(fold_dir, config=config, metrics=metrics,
+                       predictions=predictions_frame(manifest, fold, arrays["y_test"], probs, classes),
+                       history=history, save_model=lambda folder: save_model(model, folder))
+    return metrics
+
+
+def _check_resumable(fold_dir: Path, spec: dict[str, Any]) -> None:
+    """Refuse to mix a finished fold made by a different config into this experiment."""
+    import yaml
+
+    try:
+        old = yaml.safe_load((fold_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return
+    if old.get("fingerprint") and old["fingerprint"] != fingerprint(spec):
+        raise SpecError(f"{fold_dir} was made with a different config (labels, corpus, model...); "
+                        f"use --set name=NEW_NAME or another --out folder, or delete it")
+
+
+def run_branch(spec: dict[str, Any], exp_dir: Path, *, cache_dir: str | Path | None = None,
+               progress: bool = True) -> list[str]:
+    """Runner of the ``audio`` and ``video`` branches: every unfinished fold of one variant."""
+    from tqdm.auto import tqdm
+
+    variant_dir = Path(exp_dir) / spec["variant"]["name"]
+    manifest = load_manifest_for(spec)
+    folds = make_folds(spec, manifest)
+    todo = [f for f in folds if not results.fold_done(variant_dir / f.name)]
+    for fold in folds:
+        if results.fold_done(variant_dir / fold.name):
+            _check_resumable(variant_dir / fold.name, spec)
+    if not todo:
+        return []
+    X, kept, failed = features_for(spec, manifest, cache_dir=cache_dir, progress=progress)
+    if failed:
+        log.warning("%d clip(s) skipped (features failed), e.g. %s: %s", len(failed), *failed[0])
+        manifest = kept
+        folds = make_folds(spec, manifest)  # the same protocol over the clips that worked
+        todo = [f for f in folds if not results.fold_done(variant_dir / f.name)]
+    augmented = augmented_for(spec, manifest, cache_dir=cache_dir, progress=progress)
+    y = encode_labels(manifest["emotion"].tolist(), preprocessing_for(spec).classes)
+    written = []
+    for fold in tqdm(todo, desc=spec["variant"]["name"], unit="fold", disable=not progress, leave=False):
+        metrics = run_fold(spec, fold, X, y, manifest, variant_dir / fold.name, augmented=augmented,
+                           n_skipped=len(failed), progress=progress)
+        log.info("%s/%s: accuracy %.3f, UAR %.3f", spec["variant"]["name"], fold.name,
+                 metrics["accuracy"], metrics["uar"])
+        written.append(fold.name)
+        results.write_summary(exp_dir)
+    return written
+
+
+def runner_for(branch: str) -> Callable[..., list[str]]:
+    """The runner function registered for ``branch`` in :data:`BRANCH_RUNNERS`."""
+    target = BRANCH_RUNNERS.get(branch)
+    if target is None:
+        raise SpecError(f"unknown branch {branch!r}; choose one of: {', '.join(BRANCH_RUNNERS)}")
+    module, _, func = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        raise SpecError(f"the {branch!r} branch runner {target} is not available") from None
+
+
+def run_spec(spec_path: str | Path, overrides: Sequence[str] = (), only: Sequence[str] | None = None,
+             out: str | Path | None = None, progress: bool = True, *,
+             cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """Run every (selected) variant x fold of a spec; returns the experiment's summary.
+
+    Writes ``<out>/<name>/spec.yaml`` (resolved), each fold atomically, and
+    ``summary.csv`` after every fold. Folds already finished are skipped.
+    """
+    base = resolve(load_spec(spec_path), overrides)
+    specs = variant_specs(base, only)
+    for spec in specs:
+        validate(spec)
+    exp_dir = Path(out or paths.runs_dir()) / str(base["name"])
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    removed = results.clean_partial(exp_dir)
+    if removed:
+        log.info("removed %d unfinished fold folder(s) from an interrupted run", removed)
+    results.write_spec(exp_dir, base)
+    for spec in specs:
+        started = time.perf_counter()
+        written = runner_for(spec["branch"])(spec, exp_dir, cache_dir=cache_dir, progress=progress)
+        if written:
+            log.info("variant %s: %d fold(s) in %.1f s", spec["variant"]["name"], len(written),
+                     time.perf_counter() - started)
+    summary = results.write_summary(exp_dir)
+    if only:
+        picked = summary.loc[summary["variant"].isin(list(only))].reset_index(drop=True)
+        # a fusion spec's variants (protocols) write rows named audio, video, fusion_*...
+        summary = picked if len(picked) or "fusion" not in {s["branch"] for s in specs} else summary
+    return summary

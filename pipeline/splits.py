@@ -1,0 +1,174 @@
+"""Evaluation splits: the honest ``speaker`` protocol and the report's ``random`` one.
+
+A :class:`Fold` holds row positions into a manifest (``train``, ``val``, ``test``).
+``speaker`` folds group by actor (no actor on two sides, validation actors taken from
+the training side); ``random`` folds are stratified by emotion and repeated over seeds.
+One manifest row is one *take* (the audio-only, video-only and AV files of a
+performance share one ``clip_id``), so splitting rows never lets a take straddle
+train and test.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS: tuple[str, ...] = ("speaker", "random")
+#: The report's seeds for its repeated random splits.
+REPORT_SEEDS: tuple[int, ...] = (27, 31, 948088, 271617, 42)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/validation/test partition, as row positions into a manifest."""
+
+    name: str                      # "speaker-K" or "random-SEED"
+    protocol: str                  # "speaker" | "random"
+    seed: int                      # seeds the model's initialisation for this fold
+    train: np.ndarray              # int positions, sorted
+    val: np.ndarray
+    test: np.ndarray
+    test_actors: tuple[str, ...]
+    val_actors: tuple[str, ...] = ()
+
+    def sides(self) -> dict[str, np.ndarray]:
+        """The three index arrays by name."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def filter_to_labels(manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Rows whose emotion is in ``classes``, re-indexed 0..n-1 (done before splitting)."""
+    keep = manifest["emotion"].isin(list(classes))
+    dropped = int((~keep).sum())
+    if dropped:
+        log.info("dropping %d clips whose emotion is not in the label set", dropped)
+    return manifest.loc[keep].reset_index(drop=True)
+
+
+def encode_labels(emotions: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Emotion names -> class indices (int64) in label-set order; unknown names raise."""
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        return np.array([index[e] for e in emotions], dtype=np.int64)
+    except KeyError as err:
+        raise ValueError(f"emotion {err.args[0]!r} is not in the label set {list(classes)}") from None
+
+
+def _pick_val_actors(train_actors: list[str], genders: dict[str, str], fraction: float,
+                     rng: np.random.Generator) -> list[str]:
+    """Choose ``round(fraction * n)`` (at least 1) validation actors, alternating genders."""
+    n_val = max(1, int(round(fraction * len(train_actors))))
+    n_val = min(n_val, len(train_actors) - 1)
+    by_gender: dict[str, list[str]] = {}
+    for actor in rng.permutation(train_actors):
+        by_gender.setdefault(genders.get(str(actor), ""), []).append(str(actor))
+    pools = [by_gender[g] for g in sorted(by_gender)]
+    start = int(rng.integers(len(pools)))
+    pools = pools[start:] + pools[:start]  # which gender goes first varies by fold
+    chosen: list[str] = []
+    while len(chosen) < n_val:
+        for pool in pools:
+            if pool and len(chosen) < n_val:
+                chosen.append(pool.pop())
+    return sorted(chosen)
+
+
+def _stratified_holdout(labels: np.ndarray, positions: np.ndarray, fraction: float,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``positions`` into (rest, held) with ``fraction`` held, stratified if possible."""
+    from sklearn.model_selection import train_test_split
+
+    n_held = max(1, int(round(fraction * len(positions))))
+    counts = np.unique(labels[positions], return_counts=True)[1]
+    stratify = labels[positions] if counts.min() >= 2 and n_held >= len(counts) else None
+    rest, held = train_test_split(positions, test_size=n_held, random_state=seed,
+                                  shuffle=True, stratify=stratify)
+    return np.sort(rest), np.sort(held)
+
+
+def speaker_folds(manifest: pd.DataFrame, n_folds: int, *, val_fraction: float = 0.1,
+                  seed: int = 42) -> list[Fold]:
+    """Group k-fold by actor, gender-balanced; validation actors come from the train side.
+
+    Uses scikit-learn's ``StratifiedGroupKFold`` with actors as groups and gender as
+    the stratum, so each test fold mixes male and female voices when it can. With
+    ``n_folds`` equal to the number of actors this is leave-one-actor-out.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    actors = manifest["actor"].astype(str).to_numpy()
+    unique = sorted(set(actors))
+    if n_folds < 2:
+        raise ValueError(f"protocol.folds must be >= 2, got {n_folds}")
+    if n_folds > len(unique):
+        raise ValueError(f"protocol.folds={n_folds} but the corpus has only {len(unique)} actors "
+                         f"({', '.join(unique)}); use at most {len(unique)} folds")
+    genders = dict(zip(actors, manifest["gender"].astype(str)))
+    strata = np.array([genders[a] for a in actors])
+    labels = manifest["emotion"].astype(str).to_numpy()
+    splitter = StratifiedGroupKFold(n_splits=n_folds)
+    folds: list[Fold] = []
+    for k, (train_pos, test_pos) in enumerate(splitter.split(actors, strata, groups=actors)):
+        rng = np.random.default_rng(seed + k)
+        train_actors = sorted(set(actors[train_pos]))
+        if val_fraction <= 0:  # no validation side: Keras then stops on training loss
+            val_actors, val_pos = [], np.array([], dtype=int)
+        elif len(train_actors) >= 2:
+            val_actors = _pick_val_actors(train_actors, genders, val_fraction, rng)
+            is_val = np.isin(actors[train_pos], val_actors)
+            val_pos, train_pos = train_pos[is_val], train_pos[~is_val]
+        else:  # one training actor: the only validation left is a slice of its clips
+            log.warning("fold %d has one training actor; validation clips come from it", k)
+            val_actors = []
+            train_pos, val_pos = _stratified_holdout(labels, train_pos, val_fraction, seed + k)
+        folds.append(Fold(
+            name=f"speaker-{k}", protocol="speaker", seed=seed + k,
+            train=np.sort(train_pos), val=np.sort(val_pos), test=np.sort(test_pos),
+            test_actors=tuple(sorted(set(actors[test_pos]))), val_actors=tuple(val_actors)))
+    return folds
+
+
+def random_folds(manifest: pd.DataFrame, seeds: Sequence[int] = REPORT_SEEDS, *,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1) -> list[Fold]:
+    """The report's protocol: a stratified random split per seed, by take (manifest row).
+
+    ``test_fraction`` and ``val_fraction`` are fractions of the whole manifest
+    (0.1/0.1 gives the report's 80/10/10). Speakers are shared between the sides, so
+    these numbers are optimistic; they are kept to reproduce the report.
+    """
+    if not 0 < test_fraction < 1 or not 0 <= val_fraction < 1 or test_fraction + val_fraction >= 1:
+        raise ValueError("need 0 < test_fraction, 0 <= val_fraction and their sum < 1")
+    if manifest["clip_id"].duplicated().any():
+        raise ValueError("manifest has duplicate clip ids: a take would straddle the split")
+    labels = manifest["emotion"].astype(str).to_numpy()
+    actors = manifest["actor"].astype(str).to_numpy()
+    everything = np.arange(len(manifest))
+    folds: list[Fold] = []
+    for seed in seeds:
+        rest, test = _stratified_holdout(labels, everything, test_fraction, int(seed))
+        if val_fraction > 0:
+            train, val = _stratified_holdout(labels, rest, val_fraction / (1 - test_fraction), int(seed))
+        else:
+            train, val = rest, np.array([], dtype=int)
+        folds.append(Fold(name=f"random-{seed}", protocol="random", seed=int(seed),
+                          train=train, val=val, test=test,
+                          test_actors=tuple(sorted(set(actors[test])))))
+    return folds
+
+
+def make_folds(manifest: pd.DataFrame, kind: str, *, n_folds: int = 6,
+               seeds: Sequence[int] = REPORT_SEEDS, val_fraction: float = 0.1,
+               test_fraction: float = 0.1, seed: int = 42) -> list[Fold]:
+    """Folds of protocol ``kind`` (``speaker`` or ``random``) over ``manifest``'s rows."""
+    if len(manifest) == 0:
+        raise ValueError("no clips to split (is the corpus empty or the label set wrong?)")
+    if kind == "speaker":
+        return speaker_folds(manifest, n_folds, val_fraction=val_fraction, seed=seed)
+    if kind == "random":
+        return random_folds(manifest, seeds, val_fraction=val_fraction, test_fraction=test_fraction)
+    raise ValueError(f"unknown protocol {kind!r}; choose one of: {', '.join(PROTOCOLS)}")

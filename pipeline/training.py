@@ -1,0 +1,211 @@
+"""Fit one model on one fold and predict its test side, Keras or scikit-learn alike.
+
+Models come from the registry (``models.build(name, input_shape, n_classes, **hp)``).
+Keras models train with early stopping on the validation loss (best weights
+restored) and keep their history; scikit-learn estimators have nothing to stop early,
+so they learn from the training and validation clips together. ``uint8`` inputs (video
+frames) are fed as they are (the video models rescale to [0, 1] in their first layer)
+and converted to float32 one batch at a time, so a whole corpus of frames is never
+turned into float32 at once.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+DEFAULT_TRAINING: dict[str, Any] = {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42}
+
+
+def model_input(x: np.ndarray) -> np.ndarray:
+    """What a model is fed: float32, values unchanged (uint8 frames stay 0..255; the
+    video models' first layer is ``Rescaling(1/255)``)."""
+    return np.asarray(x).astype(np.float32, copy=False)
+
+
+def framework_of(model_name: str) -> str:
+    """``keras`` or ``sklearn``, from the model registry."""
+    import models
+
+    return models.spec(model_name).framework
+
+
+def _batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool, seed: int):
+    """A Keras ``PyDataset`` converting each batch with :func:`model_input` (memory-bounded)."""
+    import keras
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = np.arange(len(x))
+            self.rng = np.random.default_rng(seed)
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(x) / batch_size))
+
+        def __getitem__(self, idx: int):
+            rows = np.sort(self.order[idx * batch_size:(idx + 1) * batch_size])
+            xb = model_input(x[rows])
+            return xb if y is None else (xb, y[rows])
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return _Batches()
+
+
+def _epoch_bar(epochs: int, progress: bool):
+    """A Keras callback advancing a tqdm bar per epoch (no-op when ``progress`` is off)."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class _Bar(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None) -> None:
+            self.bar = tqdm(total=epochs, desc="epochs", leave=False, disable=not progress)
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if "loss" in k})
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None) -> None:
+            self.bar.close()
+
+    return _Bar()
+
+
+def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
+    """Keras ``History.history`` -> ``epoch, loss, accuracy, val_loss, val_accuracy``."""
+    n = max((len(v) for v in history.values()), default=0)
+    frame = pd.DataFrame({"epoch": np.arange(1, n + 1)})
+    for key in HISTORY_COLUMNS[1:]:
+        values = history.get(key)
+        frame[key] = values if values is not None and len(values) == n else np.nan
+    extra = {k: v for k, v in history.items() if k not in HISTORY_COLUMNS and len(v) == n}
+    return frame.assign(**extra) if extra else frame
+
+
+def fit_keras(model_name: str, params: dict[str, Any], training: dict[str, Any], n_classes: int,
+              X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+              *, progress: bool = False) -> tuple[Any, pd.DataFrame]:
+    """Build, then fit with ``EarlyStopping(restore_best_weights=True)``; returns
+    (model, history). Monitors ``val_loss``, or ``loss`` when there is no validation side."""
+    import keras
+    import models
+
+    cfg = {**DEFAULT_TRAINING, **training}
+    keras.utils.set_random_seed(int(cfg["seed"]))
+    model = models.build(model_name, tuple(X_train.shape[1:]), n_classes, **params)
+    has_val = len(X_val) > 0
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
+                                         patience=int(cfg["patience"]), restore_best_weights=True)
+    batch = int(cfg["batch_size"])
+    callbacks = [stop, _epoch_bar(int(cfg["epochs"]), progress)]
+    if X_train.dtype == np.uint8:
+        fit = model.fit(_batches(X_train, y_train, batch, True, int(cfg["seed"])),
+                        validation_data=_batches(X_val, y_val, batch, False, 0) if has_val else None,
+                        epochs=int(cfg["epochs"]), callbacks=callbacks, verbose=0)
+    else:
+        fit = model.fit(model_input(X_train), y_train, batch_size=batch, shuffle=True,
+                        validation_data=(model_input(X_val), y_val) if has_val else None,
+                        epochs=int(cfg["epochs"]), callbacks=callbacks, verbose=0)
+    return model, history_frame(fit.history)
+
+
+def predict_proba(model: Any, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n, n_classes) probabilities from a fitted Keras model or scikit-learn estimator."""
+    if len(X) == 0:
+        raise ValueError("nothing to predict: empty input")
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(X.reshape(len(X), -1)), dtype=np.float64)
+    if X.dtype == np.uint8:
+        return np.asarray(model.predict(_batches(X, None, batch_size, False, 0), verbose=0), dtype=np.float64)
+    return np.asarray(model.predict(model_input(X), batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def _accepts(model_name: str, keyword: str) -> bool:
+    """Whether the registered builder takes ``keyword`` (or any ``**kwargs``)."""
+    import inspect
+
+    import models
+
+    parameters = inspect.signature(models.spec(model_name).builder).parameters
+    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
+                X_train: np.ndarray, y_train: np.ndarray) -> Any:
+    """Build and fit a registered scikit-learn estimator on flattened features."""
+    import models
+
+    model = models.build(model_name, (int(np.prod(X_train.shape[1:])),), n_classes, **params)
+    model.fit(model_input(X_train).reshape(len(X_train), -1), y_train)
+    return model
+
+
+def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
+                X_val: np.ndarray, y_val: np.ndarray, X_test: np.ndarray, *,
+                n_classes: int | None = None, progress: bool = False
+                ) -> tuple[np.ndarray, pd.DataFrame, Any]:
+    """Train ``spec['model']`` on one fold and predict its test side.
+
+    ``spec`` is a resolved experiment spec (``model {name, params}``, ``training``,
+    ``labels``). ``y_*`` are class indices. Returns ``(probs (n_test, n_classes),
+    history (empty for scikit-learn), fitted model)``.
+    """
+    from pipeline.labels import label_set
+
+    name = spec["model"]["name"]
+    params = dict(spec["model"].get("params") or {})
+    training = dict(spec.get("training") or {})
+    n_classes = int(n_classes or len(label_set(spec.get("labels", "six"))))
+    if len(X_train) == 0:
+        raise ValueError("the training side is empty")
+    if framework_of(name) == "keras":
+        model, history = fit_keras(name, params, training, n_classes, X_train, y_train,
+                                   X_val, y_val, progress=progress)
+    else:
+        if "random_state" not in params and "seed" in training and _accepts(name, "random_state"):
+            params["random_state"] = int(training["seed"])
+        X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
+        y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
+        model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit), pd.DataFrame()
+    probs = predict_proba(model, X_test)
+    return probs, history, model
+
+
+def save_model(model: Any, folder: str | Path) -> Path:
+    """Write ``model.keras`` (Keras) or ``model.joblib`` (scikit-learn) into ``folder``."""
+    folder = Path(folder)
+    if hasattr(model, "save") and not hasattr(model, "predict_proba"):
+        path = folder / "model.keras"
+        model.save(path)
+    else:
+        import joblib
+
+        path = folder / "model.joblib"
+        joblib.dump(model, path)
+    return path
+
+
+def load_model(folder: str | Path) -> Any:
+    """Load the model a fold folder holds (``model.keras`` or ``model.joblib``)."""
+    folder = Path(folder)
+    if (folder / "model.keras").is_file():
+        import keras
+
+        return keras.models.load_model(folder / "model.keras")
+    if (folder / "model.joblib").is_file():
+        import joblib
+
+        return joblib.load(folder / "model.joblib")
+    raise FileNotFoundError(f"no model.keras or model.joblib in {folder}")
