@@ -43,12 +43,15 @@ def _per_value(value: float | Sequence[float], n: int, what: str) -> list[float]
 def build_lrcn(input_shape: tuple[int, ...], n_classes: int, *, filters: Sequence[int] = (16, 32, 64, 64),
                kernel_size: int = 5, pools: Sequence[int] = (4, 4, 2, 2),
                dropout: float | Sequence[float] = (0.1, 0.2, 0.3), batchnorm: bool = True,
-               lstm_units: int = 64, learning_rate: float = 1e-3, name: str = "lrcn") -> Any:
+               lstm_units: int = 64, learning_rate: float = 1e-3, bn_momentum: float = 0.99,
+               name: str = "lrcn") -> Any:
     """LRCN: TimeDistributed [Conv2D (same padding, ReLU) -> BatchNorm? -> MaxPool ->
     Dropout (all blocks but the last)] -> Flatten -> LSTM -> Dense softmax.
 
     With 64 x 64 input and pools (4, 4, 2, 2) the maps go 64 -> 16 -> 4 -> 2 -> 1.
     ``dropout`` is one rate or one per block except the last (len(filters) - 1).
+    ``bn_momentum``: BatchNorm's moving-average momentum; Keras' 0.99 needs several
+    hundred steps to settle, so small quick runs use 0.9 (parameter count unchanged).
     """
     import keras
     from keras import layers
@@ -63,7 +66,7 @@ def build_lrcn(input_shape: tuple[int, ...], n_classes: int, *, filters: Sequenc
     for i, (n_filters, pool) in enumerate(zip(filters, pools)):
         x = td(layers.Conv2D(int(n_filters), int(kernel_size), padding="same", activation="relu"), name=f"conv{i + 1}")(x)
         if batchnorm:
-            x = td(layers.BatchNormalization(), name=f"bn{i + 1}")(x)
+            x = td(layers.BatchNormalization(momentum=bn_momentum), name=f"bn{i + 1}")(x)
         x = td(layers.MaxPooling2D(int(pool)), name=f"pool{i + 1}")(x)
         if i < len(rates) and rates[i] > 0:
             x = td(layers.Dropout(rates[i]), name=f"drop{i + 1}")(x)
@@ -75,7 +78,8 @@ def build_lrcn(input_shape: tuple[int, ...], n_classes: int, *, filters: Sequenc
 
 def build_convlstm(input_shape: tuple[int, ...], n_classes: int, *, filters: Sequence[int] = (4, 8, 14, 16),
                    kernel_size: int = 3, dropout: float | Sequence[float] = 0.2, batchnorm: bool = True,
-                   recurrent_dropout: float = 0.0, learning_rate: float = 1e-3, name: str = "convlstm") -> Any:
+                   recurrent_dropout: float = 0.0, learning_rate: float = 1e-3, bn_momentum: float = 0.99,
+                   name: str = "convlstm") -> Any:
     """ConvLSTM: [ConvLSTM2D (valid padding, tanh, sequences) -> BatchNorm? ->
     MaxPool3D (1, 2, 2, same) -> TimeDistributed Dropout (all blocks but the last)]
     -> Flatten -> Dense softmax. 64 x 64 maps go 62 -> 31 -> 29 -> 15 -> 13 -> 7 -> 5 -> 3.
@@ -91,7 +95,7 @@ def build_convlstm(input_shape: tuple[int, ...], n_classes: int, *, filters: Seq
         x = layers.ConvLSTM2D(int(n_filters), int(kernel_size), activation="tanh", return_sequences=True,
                               recurrent_dropout=recurrent_dropout, name=f"convlstm{i + 1}")(x)
         if batchnorm:
-            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i + 1}")(x)
         x = layers.MaxPooling3D(pool_size=(1, 2, 2), padding="same", name=f"pool{i + 1}")(x)
         if i < len(rates) and rates[i] > 0:
             x = layers.TimeDistributed(layers.Dropout(rates[i]), name=f"drop{i + 1}")(x)

@@ -57,7 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "features": {"kind": "mfcc_mean", "augment": [], "full_frame": False, "detector": None,
                  "n_jobs": 2},
     "model": {"name": "audio_cnn", "params": {}},
-    "training": {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42},
+    "training": {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42,
+                 "early_stopping": True},
     "fusion": {},
     "variants": [],
 }

@@ -103,6 +103,10 @@ def params_digest(kind: str, params: Preprocessing, detector: str | None = None)
     fields = AUDIO_FIELDS if modality_of(kind) == "audio" else VIDEO_FIELDS
     data = {k: params.to_dict()[k] for k in fields}
     data.update(kind=kind, version=CACHE_VERSION)
+    if kind in ("egemaps", "compare"):
+        from pipeline.audio import TRIM_TOP_DB
+
+        data["trim_top_db"] = TRIM_TOP_DB  # openSMILE kinds see the trimmed clip
     if modality_of(kind) == "video":
         data["detector"] = detector or ""
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

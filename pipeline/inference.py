@@ -143,14 +143,13 @@ class _VideoOut:
 def _window_samples(src: Any, params: Preprocessing, spans: list[tuple[float, float]],
                     landmarks_path: str | None, detector: Any, every: int) -> list[Any]:
     """One :class:`pipeline.video.VideoSample` per window of a long clip, from a single
-    decode: the same steps as :func:`pipeline.video.clip_frames` (frames evenly spaced
-    in time, landmark or tracked detector boxes with the same margin, same crops),
-    applied to the frames inside each window."""
-    from pipeline import faces, media, video
+    decode: frames evenly spaced in time inside each window, then the very face step of
+    :func:`pipeline.video.clip_frames` (:func:`pipeline.video.sample_from_frames`)."""
+    from pipeline import media, video
 
     n, size = params.n_frames, params.crop_size
     info = media.probe(src)
-    stream = video._limited(media.iter_frames(src, max_side=DISPLAY_SIDE), MAX_SECONDS)
+    stream = video.limit_seconds(media.iter_frames(src, max_side=DISPLAY_SIDE), MAX_SECONDS)
     kept, _ = video.thin_evenly(stream, cap=4 * n * len(spans))
     kept.sort(key=lambda item: item[0])
     times = np.array([t for t, _ in kept], dtype=float)
@@ -158,34 +157,13 @@ def _window_samples(src: Any, params: Preprocessing, spans: list[tuple[float, fl
     for start, end in spans:
         inside = np.flatnonzero((times >= start) & (times < end))
         if len(inside) == 0:
-            out.append(video._failed(video.NO_FRAMES, size, f"no frames between {start:.1f} and {end:.1f} s"))
+            out.append(video.failed_sample(video.NO_FRAMES, size, f"no frames between {start:.1f} and {end:.1f} s"))
             continue
         chosen = inside[video.pick_even(times[inside], n)]
         frames = np.stack([kept[i][1] for i in chosen])
-        t = times[chosen]
-        boxes = None
-        method = "landmarks"
-        if landmarks_path:
-            height, width = frames.shape[1:3]
-            try:
-                boxes = faces.boxes_from_landmarks(landmarks_path, t, (width, height),
-                                                   (info.width or width, info.height or height), params.crop_margin)
-            except ValueError:
-                boxes = None
-            if boxes is not None and not any(b is not None for b in boxes):
-                boxes = None
-        if boxes is None:
-            method = getattr(detector, "name", type(detector).__name__)
-            boxes = faces.track_boxes(frames, detector, every=every, margin=params.crop_margin)
-        found = sum(b is not None for b in boxes)
-        tuples = [None if b is None else b.as_tuple() for b in boxes]
-        if found < max(1, int(np.ceil(0.25 * n))):
-            status = video.NO_FACE if found == 0 else video.FEW_FACES
-            out.append(video.VideoSample(frames, t, tuples, np.zeros((0, size, size, 3), np.uint8), found,
-                                         status, method=method, n_decoded=len(kept)))
-            continue
-        out.append(video.VideoSample(frames, t, tuples, video.crops_for(frames, boxes, size), found,
-                                     video.OK, method=method, n_decoded=len(kept)))
+        out.append(video.sample_from_frames(
+            frames, times[chosen], params, video_size=(info.width, info.height),
+            landmarks_path=landmarks_path, detector=detector, every=every, n_decoded=len(kept)))
     return out
 
 

@@ -20,7 +20,8 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-DEFAULT_TRAINING: dict[str, Any] = {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42}
+DEFAULT_TRAINING: dict[str, Any] = {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42,
+                                     "early_stopping": True}
 
 
 def model_input(x: np.ndarray) -> np.ndarray:
@@ -98,7 +99,11 @@ def fit_keras(model_name: str, params: dict[str, Any], training: dict[str, Any],
               X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
               *, progress: bool = False) -> tuple[Any, pd.DataFrame]:
     """Build, then fit with ``EarlyStopping(restore_best_weights=True)``; returns
-    (model, history). Monitors ``val_loss``, or ``loss`` when there is no validation side."""
+    (model, history). Monitors ``val_loss``, or ``loss`` when there is no validation side.
+
+    ``training.early_stopping: false`` trains all ``epochs`` and keeps the last weights:
+    for tiny runs whose one validation actor is too few clips to choose an epoch by.
+    """
     import keras
     import models
 
@@ -109,7 +114,9 @@ def fit_keras(model_name: str, params: dict[str, Any], training: dict[str, Any],
     stop = keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
                                          patience=int(cfg["patience"]), restore_best_weights=True)
     batch = int(cfg["batch_size"])
-    callbacks = [stop, _epoch_bar(int(cfg["epochs"]), progress)]
+    callbacks = [_epoch_bar(int(cfg["epochs"]), progress)]
+    if cfg.get("early_stopping", True):
+        callbacks.insert(0, stop)
     if X_train.dtype == np.uint8:
         fit = model.fit(_batches(X_train, y_train, batch, True, int(cfg["seed"])),
                         validation_data=_batches(X_val, y_val, batch, False, 0) if has_val else None,
@@ -121,12 +128,23 @@ def fit_keras(model_name: str, params: dict[str, Any], training: dict[str, Any],
     return model, history_frame(fit.history)
 
 
-def predict_proba(model: Any, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """(n, n_classes) probabilities from a fitted Keras model or scikit-learn estimator."""
+def predict_proba(model: Any, X: np.ndarray, batch_size: int = 64,
+                  n_classes: int | None = None) -> np.ndarray:
+    """(n, n_classes) probabilities from a fitted Keras model or scikit-learn estimator.
+
+    A scikit-learn model fitted on a fold that lacked a class returns fewer columns;
+    with ``n_classes`` they are spread back to their class indices (absent ones get 0).
+    """
     if len(X) == 0:
         raise ValueError("nothing to predict: empty input")
     if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(X.reshape(len(X), -1)), dtype=np.float64)
+        proba = np.asarray(model.predict_proba(X.reshape(len(X), -1)), dtype=np.float64)
+        seen = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])), dtype=int)
+        if n_classes is None or (proba.shape[1] == n_classes and np.array_equal(seen, np.arange(n_classes))):
+            return proba
+        full = np.zeros((len(proba), int(n_classes)))
+        full[:, seen] = proba
+        return full
     if X.dtype == np.uint8:
         return np.asarray(model.predict(_batches(X, None, batch_size, False, 0), verbose=0), dtype=np.float64)
     return np.asarray(model.predict(model_input(X), batch_size=batch_size, verbose=0), dtype=np.float64)
@@ -179,7 +197,7 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
         X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
         y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
         model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit), pd.DataFrame()
-    probs = predict_proba(model, X_test)
+    probs = predict_proba(model, X_test, n_classes=n_classes)
     return probs, history, model
 
 

@@ -83,7 +83,7 @@ def _source_name(src: media.Source) -> str:
     return "uploaded video" if isinstance(src, (bytes, bytearray, memoryview)) else Path(str(src)).name
 
 
-def _failed(status: str, crop_size: int, detail: str = "", n_decoded: int = 0) -> VideoSample:
+def failed_sample(status: str, crop_size: int, detail: str = "", n_decoded: int = 0) -> VideoSample:
     return VideoSample(frames=np.zeros((0, 0, 0, 3), np.uint8), times=np.zeros(0), boxes=[],
                        crops=np.zeros((0, crop_size, crop_size, 3), np.uint8), frames_with_face=0,
                        status=status, detail=detail, n_decoded=n_decoded)
@@ -130,7 +130,7 @@ def pick_even(times: np.ndarray, n: int) -> np.ndarray:
     return np.where(np.abs(times[left] - targets) <= np.abs(times[right] - targets), left, right)
 
 
-def _limited(stream: Iterator[tuple[float, np.ndarray]], max_seconds: float | None) -> Iterator[tuple[float, np.ndarray]]:
+def limit_seconds(stream: Iterator[tuple[float, np.ndarray]], max_seconds: float | None) -> Iterator[tuple[float, np.ndarray]]:
     start = None
     for t, rgb in stream:
         start = t if start is None else start
@@ -147,7 +147,7 @@ def sample_frames(src: media.Source, n: int, *, max_side: int = 320,
     downscaled to ``max_side``; at most ``4 n + 1`` frames are held while decoding.
     Raises :class:`~pipeline.media.MediaError` when the stream cannot be decoded.
     """
-    kept, seen = thin_evenly(_limited(media.iter_frames(src, max_side=max_side), max_seconds), cap=4 * n)
+    kept, seen = thin_evenly(limit_seconds(media.iter_frames(src, max_side=max_side), max_seconds), cap=4 * n)
     if not kept:
         return np.zeros(0), np.zeros((0, 0, 0, 3), np.uint8), 0
     kept.sort(key=lambda item: item[0])
@@ -223,17 +223,17 @@ def clip_frames(src: media.Source, params: Preprocessing, landmarks_path: str | 
     try:
         info = media.probe(src)
     except media.MediaError as err:
-        return _failed(NOT_READABLE, size, str(err))
+        return failed_sample(NOT_READABLE, size, str(err))
     if not info.has_video:
         log.debug("%s: no video track", _source_name(src))
-        return _failed(NO_VIDEO, size, f"{_source_name(src)} holds audio only")
+        return failed_sample(NO_VIDEO, size, f"{_source_name(src)} holds audio only")
     try:
         times, frames, n_decoded = sample_frames(src, n, max_side=display_side, max_seconds=max_seconds)
     except media.MediaError as err:
         log.info("%s", err)
-        return _failed(UNDECODABLE, size, str(err))
+        return failed_sample(UNDECODABLE, size, str(err))
     if n_decoded == 0:
-        return _failed(NO_FRAMES, size, f"{_source_name(src)}: the decoder produced no frames")
+        return failed_sample(NO_FRAMES, size, f"{_source_name(src)}: the decoder produced no frames")
     notes: list[str] = []
     if n_decoded < n:
         notes.append(f"the clip has only {n_decoded} frames; frames were repeated evenly to make {n}")
