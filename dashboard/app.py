@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Load WebRTC's native libraries before anything imports TensorFlow: pylibsrtp's bundled
+# OpenSSL crashes the process (segfault) when TensorFlow's was loaded first.
+import streamlit_webrtc  # noqa: F401  (import order matters, see above)
 import streamlit as st
 
 from dashboard import state
-
 
 
 def sidebar() -> state.Settings:

@@ -327,8 +327,7 @@ def describe(analysis: Analysis) -> str:
     lines = [f"{Path(analysis.source).name if analysis.source != 'uploaded bytes' else analysis.source}: "
              f"{analysis.duration:.1f} s",
              _line("audio", analysis.audio),
-             _line("video", analysis.video) + (f"  (face in {analysis.frames_with_face} frames)"
-                                               if analysis.video.ok or analysis.frames_with_face else ""),
+             _line("video", analysis.video),
              _line("fused", analysis.fused)]
     if analysis.timeline:
         lines.append("timeline:")

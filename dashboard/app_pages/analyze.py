@@ -196,9 +196,10 @@ def render_video(analysis: Any) -> None:
     times = analysis.frame_times if analysis.frame_times is not None else np.zeros(n)
     st.image(list(framed), width=110, caption=[f"{t:.1f} s" for t in times])
     if analysis.crops is not None and len(analysis.crops) and analysis.frames_with_face:
-        st.markdown("**Face crops (64 x 64)**")
-        st.caption("Each face is cut out and shrunk to 64 x 64 pixels: this sequence is what "
-                   "the video model watches.")
+        size = analysis.crops.shape[1]
+        st.markdown(f"**Face crops ({size} x {size})**")
+        st.caption(f"Each face is cut out and shrunk to {size} x {size} pixels: this sequence is "
+                   "what the video model watches.")
         st.image(list(analysis.crops), width=64)
     else:
         st.info(plain_status("video", analysis.video.status, analysis.video.detail))

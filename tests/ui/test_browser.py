@@ -30,6 +30,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.browser
+#: What the running app serves (set by the ``server`` fixture): {"bundle": Path}.
+SERVED: dict[str, Path] = {}
 
 
 def _train_tiny_bundle(tmp: Path) -> Path:
@@ -99,6 +101,7 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     tmp = tmp_path_factory.mktemp("browser")
     bundle = _bundle(tmp)
+    SERVED["bundle"] = bundle
     global SCREENSHOTS
     if bundle.resolve() != (REPO / "bundles" / "demo").resolve() and "AVE_SCREENSHOTS" not in os.environ:
         SCREENSHOTS = tmp / "screenshots"  # keep the committed pictures those of the demo
@@ -215,8 +218,12 @@ def test_analyze_upload_shows_every_step(server: str, page, clip: Path) -> None:
     _chart(page, "Fused answer").first.wait_for(timeout=180_000)
     assert _chart(page, "MFCC heatmap").count() == 1
     assert _chart(page, "Waveform").count() == 1
-    assert page.get_by_text("Face crops (64 x 64)").count() == 1
-    assert page.locator("[data-testid=stImage] img").count() >= 2 * 30
+    import json
+
+    video = json.loads((SERVED["bundle"] / "bundle.json").read_text())["models"]["video"]["preprocessing"]
+    size, n_frames = video["crop_size"], video["n_frames"]
+    assert page.get_by_text(f"Face crops ({size} x {size})").count() == 1
+    assert page.locator("[data-testid=stImage] img").count() >= 2 * n_frames  # frames + crops
     for title in ("Audio model", "Video model", "Fused answer"):
         assert _chart(page, title).count() == 1, title
     assert page.get_by_text("Overall, this clip comes across as").count() == 1
