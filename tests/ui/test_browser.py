@@ -223,7 +223,9 @@ def test_analyze_upload_shows_every_step(server: str, page, clip: Path) -> None:
     video = json.loads((SERVED["bundle"] / "bundle.json").read_text())["models"]["video"]["preprocessing"]
     size, n_frames = video["crop_size"], video["n_frames"]
     assert page.get_by_text(f"Face crops ({size} x {size})").count() == 1
-    assert page.locator("[data-testid=stImage] img").count() >= 2 * n_frames  # frames + crops
+    images = page.locator("[data-testid=stImage] img")
+    images.nth(2 * n_frames - 1).wait_for(timeout=30_000)  # images arrive after the charts
+    assert images.count() >= 2 * n_frames  # the sampled frames and their crops
     for title in ("Audio model", "Video model", "Fused answer"):
         assert _chart(page, title).count() == 1, title
     assert page.get_by_text("Overall, this clip comes across as").count() == 1
