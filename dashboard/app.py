@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Load WebRTC's native libraries before anything imports TensorFlow: pylibsrtp's bundled
-# OpenSSL crashes the process (segfault) when TensorFlow's was loaded first.
-import streamlit_webrtc  # noqa: F401  (import order matters, see above)
 import streamlit as st
 
+from pipeline.native import load_before_tensorflow
+
 from dashboard import state
+
+# WebRTC's and openSMILE's native libraries crash when loaded after TensorFlow's: load
+# them before any page loads a model (see pipeline/native.py).
+load_before_tensorflow()
 
 
 def sidebar() -> state.Settings:

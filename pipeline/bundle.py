@@ -215,6 +215,9 @@ def _load_model(path: Path, framework: str) -> Any:
     if framework == "keras":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         with _native_stderr_quiet():
+            from pipeline.native import load_before_tensorflow
+
+            load_before_tensorflow()
             import keras
 
             import models

@@ -113,6 +113,9 @@ class MtcnnDetector:
     def _load(self):
         if self._model is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            from pipeline.native import load_before_tensorflow
+
+            load_before_tensorflow()
             from mtcnn import MTCNN
 
             self._model = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")

@@ -11,12 +11,11 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-# pylibsrtp (under streamlit-webrtc) segfaults on import once TensorFlow is loaded; the
-# UI tests import it after model tests loaded TensorFlow, so load it first, as the app does.
-try:
-    import pylibsrtp  # noqa: F401,E402
-except ImportError:  # the dashboard's WebRTC extra is optional for the pipeline's tests
-    pass
+# openSMILE and pylibsrtp (streamlit-webrtc) crash when loaded after TensorFlow; tests
+# run in one process in any order, so load them first, as the app and the CLI do.
+from pipeline.native import load_before_tensorflow  # noqa: E402
+
+load_before_tensorflow()
 
 
 @pytest.fixture(scope="session")

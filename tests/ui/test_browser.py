@@ -7,8 +7,10 @@ Needs Debian's Chromium (``/usr/bin/chromium``, no browser download; skipped wit
 reason shown where it is missing). The bundle is ``$AVE_TEST_BUNDLE``, else the default
 ``bundles/demo`` (``make demo``), else a tiny one trained here by the pipeline itself
 (3 synthetic actors, 4 emotions, scikit-learn branches: about a minute), so a clean
-checkout in CI runs the whole test. Screenshots go to ``docs/screenshots/`` only when
-the demo bundle answered (``$AVE_SCREENSHOTS`` overrides the folder).
+checkout in CI runs the whole test. Screenshots go to a temporary folder unless
+``$AVE_SCREENSHOTS`` names one: after ``make demo``,
+``AVE_SCREENSHOTS=docs/screenshots .venv/bin/python -m pytest tests/ui/test_browser.py``
+refreshes the README's pictures (a plain ``make test`` never rewrites tracked files).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("AVE_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(os.environ.get("AVE_SCREENSHOTS", REPO / "docs" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("AVE_SCREENSHOTS", REPO / "docs" / "screenshots")).resolve()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -103,8 +105,8 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     bundle = _bundle(tmp)
     SERVED["bundle"] = bundle
     global SCREENSHOTS
-    if bundle.resolve() != (REPO / "bundles" / "demo").resolve() and "AVE_SCREENSHOTS" not in os.environ:
-        SCREENSHOTS = tmp / "screenshots"  # keep the committed pictures those of the demo
+    if "AVE_SCREENSHOTS" not in os.environ:
+        SCREENSHOTS = tmp / "screenshots"  # tests never rewrite the committed pictures
     from pipeline import paths, results
 
     runs = Path(os.environ.get("AVE_TEST_RUNS") or REPO / paths.runs_dir())
