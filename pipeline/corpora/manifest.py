@@ -20,6 +20,14 @@ COLUMNS: tuple[str, ...] = (
 """Required columns. Paths are absolute strings; a missing modality is ``""``."""
 
 
+class InvalidName(ValueError):
+    """A file name an adapter cannot use; ``reason`` is its skip-reason key."""
+
+    def __init__(self, reason: str, name: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
+
+
 @dataclass
 class ScanSummary:
     """What an adapter found and what it skipped (skips never raise)."""

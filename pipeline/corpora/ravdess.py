@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from pipeline.corpora.manifest import COLUMNS, ScanSummary, has_modality, validate
+from pipeline.corpora.manifest import COLUMNS, InvalidName, ScanSummary, has_modality, validate
 from pipeline.labels import (
     RAVDESS_CHANNEL_CODES,
     RAVDESS_EMOTION_CODES,
@@ -60,14 +60,6 @@ ACTOR_FOLDER = "actor differs from Actor_NN folder"
 DUPLICATE = "duplicate file"
 UNREADABLE_FOLDER = "unreadable folder"
 NO_MEDIA = "landmarks without audio or video"
-
-
-class InvalidName(ValueError):
-    """A file name that is not a valid RAVDESS code; ``reason`` is a skip-reason key."""
-
-    def __init__(self, reason: str, name: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)

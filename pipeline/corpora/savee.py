@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.corpora.manifest import COLUMNS, ScanSummary, has_modality, validate
+from pipeline.corpora.manifest import COLUMNS, InvalidName, ScanSummary, has_modality, validate
 from pipeline.corpora.ravdess import iter_files
 from pipeline.labels import SAVEE_EMOTION_CODES, SAVEE_SPEAKERS
 
@@ -42,14 +42,6 @@ UNREADABLE = "unreadable file"
 EXTENSION = "unexpected extension"
 DUPLICATE = "duplicate file"
 UNREADABLE_FOLDER = "unreadable folder"
-
-
-class InvalidName(ValueError):
-    """A file name that is not a SAVEE clip; ``reason`` is a skip-reason key."""
-
-    def __init__(self, reason: str, name: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.reason = reason
 
 
 def _folder_speaker(path: str | os.PathLike[str]) -> str | None:
