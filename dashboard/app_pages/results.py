@@ -94,7 +94,8 @@ def variant_panel(exp_dir: Path, variant: str, key: str, *, compact: bool = Fals
     cols = st.columns(len(scores))
     for col, (name, values) in zip(cols, scores.items()):
         if values:
-            col.metric(name, f"{100 * np.mean(values):.1f}% ± {100 * np.std(values):.1f}")
+            spread = np.std(values, ddof=1) if len(values) > 1 else 0.0  # as summary.csv
+            col.metric(name, f"{100 * np.mean(values):.1f}% ± {100 * spread:.1f}")
     st.caption(f"{len(chosen)} folds; test actors per fold: "
                + "; ".join(", ".join(map(str, m.get("test_actors", []))) or "?" for m in chosen))
     try:
