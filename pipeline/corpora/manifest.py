@@ -66,6 +66,13 @@ def validate(manifest: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def from_rows(rows: list[dict], summary: ScanSummary) -> pd.DataFrame:
+    """An adapter's rows as a validated Manifest; records the modality counts in ``summary``."""
+    frame = validate(pd.DataFrame(rows, columns=list(COLUMNS)))
+    summary.modalities = {m: int(has_modality(frame, m).sum()) for m in ("audio", "video", "landmarks")}
+    return frame
+
+
 def empty() -> pd.DataFrame:
     """A manifest with no rows and the canonical columns."""
     return pd.DataFrame({c: pd.Series(dtype=str) for c in COLUMNS})

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from pipeline.corpora.manifest import COLUMNS, InvalidName, ScanSummary, has_modality, validate
+from pipeline.corpora.manifest import InvalidName, ScanSummary, from_rows
 from pipeline.labels import (
     RAVDESS_CHANNEL_CODES,
     RAVDESS_EMOTION_CODES,
@@ -258,9 +258,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
             "video_path": video,
             "landmarks_path": slots.get("lm", ""),
         })
-    frame = validate(pd.DataFrame(rows, columns=list(COLUMNS)))
-    summary.modalities = {m: int(has_modality(frame, m).sum())
-                          for m in ("audio", "video", "landmarks")}
+    frame = from_rows(rows, summary)
     log.info("%s: %d clips from %d files (%d skipped)", root, len(frame),
              summary.n_files_seen, summary.n_skipped)
     return frame, summary

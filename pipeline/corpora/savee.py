@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.corpora.manifest import COLUMNS, InvalidName, ScanSummary, has_modality, validate
+from pipeline.corpora.manifest import InvalidName, ScanSummary, from_rows
 from pipeline.corpora.ravdess import iter_files
 from pipeline.labels import SAVEE_EMOTION_CODES, SAVEE_SPEAKERS
 
@@ -142,9 +142,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
             "video_path": slots.get("video", ""),
             "landmarks_path": "",
         })
-    frame = validate(pd.DataFrame(rows, columns=list(COLUMNS)))
-    summary.modalities = {m: int(has_modality(frame, m).sum())
-                          for m in ("audio", "video", "landmarks")}
+    frame = from_rows(rows, summary)
     log.info("%s: %d SAVEE clips from %d files (%d skipped)", root, len(frame),
              summary.n_files_seen, summary.n_skipped)
     return frame, summary
