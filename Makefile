@@ -7,8 +7,9 @@ RUNS    ?= runs
 ACTORS  ?= 8
 SEED    ?= 7
 PORT    ?= 8501
+SHARED  ?= ../shared/data
 
-.PHONY: setup demo test bench dashboard clean
+.PHONY: setup demo test bench dashboard real clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +26,12 @@ demo: setup  ## synthetic corpus -> quick training -> bundle -> dashboard
 
 test: setup  ## the whole suite (unit, integration, UI)
 	$(BIN)/python -m pytest -q
+
+real: setup  ## retrain bundles/real from real corpora in $(SHARED) (about 2 h on 2 cores; docs/real_models.md)
+	$(BIN)/python -m pipeline run configs/real_audio.yaml --set corpus.root=$(SHARED)/ravdess-speech
+	$(BIN)/python -m pipeline train-faces --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --epochs 30
+	$(BIN)/python -m pipeline export --name real --out bundles/real --audio $(RUNS)/real_audio/final \
+	    --video $(RUNS)/real_video/face_cnn --fusion-rule reliability --card configs/cards/real.yaml
 
 bench: setup  ## benchmarks; figures land in bench/results/*.json
 	$(BIN)/python -m bench

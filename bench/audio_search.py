@@ -17,7 +17,7 @@ serve a single uploaded clip.
 
 Usage::
 
-    AVE_SHARED_DATA=/work/shared/data python bench/audio_search.py [--quick] [--cnn]
+    AVE_SHARED_DATA=../shared/data python bench/audio_search.py [--quick] [--cnn]
 
 Writes ``bench/results/audio_search.json`` and prints a table. Features are cached
 under ``$AVE_CACHE/audio_search`` (default ``cache/audio_search``).

@@ -7,7 +7,7 @@ generated here (decoded from in-memory WAV bytes, the upload path). Writes
 decode and for each kind, plus the one-off numba warm-up time. Single process, so
 clips/s is per core.
 
-    AVE_SHARED_DATA=/work/shared/data python bench/bench_audio.py [--limit 40]
+    AVE_SHARED_DATA=../shared/data python bench/bench_audio.py [--limit 40]
 """
 from __future__ import annotations
 

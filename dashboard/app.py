@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pipeline import paths
 from pipeline.native import load_before_tensorflow
 
 from dashboard import state
@@ -17,6 +18,9 @@ from dashboard import state
 # WebRTC's and openSMILE's native libraries crash when loaded after TensorFlow's: load
 # them before any page loads a model (see pipeline/native.py).
 load_before_tensorflow()
+
+
+OTHER = "another bundle folder..."
 
 
 def sidebar() -> state.Settings:
@@ -27,14 +31,25 @@ def sidebar() -> state.Settings:
         st.caption("Where things are")
         runs = st.text_input("Results folder", value=str(current.runs), key="sb_runs",
                              help=f"Experiments written by `python -m pipeline run` (default {default.runs}).")
-        bundle = st.text_input("Model bundle", value=str(current.bundle), key="sb_bundle",
-                               help=f"The trained models that answer on Analyze and Live (default {default.bundle}).")
+        choices = {**paths.bundle_choices(), OTHER: None}
+        labels = list(choices)
+        chosen_label = next((label for label, where in choices.items()
+                             if where is not None and Path(where).resolve() == Path(current.bundle).resolve()), OTHER)
+        label = st.selectbox("Models that answer", labels, index=labels.index(chosen_label), key="sb_bundle_choice",
+                             help="The real bundle answers for real people; the demo bundle shows the method "
+                                  "on the synthetic corpus.")
+        if choices[label] is None:
+            bundle = st.text_input("Bundle folder", value=str(current.bundle), key="sb_bundle",
+                                   help=f"A folder written by `python -m pipeline export` (default {default.bundle}).")
+        else:
+            bundle = str(choices[label])
         kind = st.selectbox("Corpus kind", state.CORPUS_KINDS, key="sb_kind",
                             index=state.CORPUS_KINDS.index(current.corpus_kind))
         root = st.text_input("Corpus folder", value=str(current.corpus_root), key="sb_corpus",
                              help=f"Folder of the corpus shown on Data and Analyze (default {default.corpus_root}).")
-        st.caption("The demo models are trained on a **synthetic** corpus of drawn faces and "
-                   "synthesised voices: a teaching tool, not a judge of real people.")
+        st.caption(f"Answering: **{paths.bundle_label(bundle or default.bundle)}**. The demo models are trained "
+                   "on a **synthetic** corpus of drawn faces and synthesised voices; the real models on "
+                   "acted RAVDESS speech and FER2013 faces: a teaching tool, not a judge of real people.")
     chosen = state.Settings(runs=Path(runs.strip() or default.runs),
                             bundle=Path(bundle.strip() or default.bundle),
                             corpus_root=Path(root.strip() or default.corpus_root), corpus_kind=kind)

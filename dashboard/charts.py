@@ -368,6 +368,109 @@ def summed_confusion(metrics: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, 
     return total, classes
 
 
+def blank_single_fold_spread(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`summary_table` with the '± std' cells of one-fold rows (a single
+    held-out split, one evaluation) replaced by 'one split': a std of 0.00 there would
+    read as 'no spread', when there is simply nothing to measure it on."""
+    if "n_folds" not in table or table.empty:
+        return table
+    out = table.copy()
+    single = out["n_folds"].astype(float) <= 1
+    for col in [c for c in out.columns if str(c).endswith(" ±")]:
+        out.loc[single, col] = "one split"
+    return out
+
+
+# --------------------------------------------------------------------------- cross-corpus
+#: What :func:`seen_in_training` answers (the table's "seen in training" column).
+SEEN_YES = "yes: its training folder (in-sample)"
+SEEN_MAYBE = "maybe: same corpus, other folder"
+SEEN_NO = "no: another corpus"
+SEEN_UNKNOWN = "unknown"
+
+
+def seen_in_training(corpus: str, root: str, branch: str,
+                     training: Mapping[str, Mapping[str, str]]) -> str:
+    """Whether an evaluation scored a bundle on the data its models were trained on.
+
+    corpus, root: the evaluated corpus name and its (resolved) folder; branch:
+    ``audio``, ``video`` or ``fused`` (both models count); training: branch ->
+    ``{"corpus", "root"}`` the bundle's models were trained on (missing = unknown).
+    The same folder means in-sample (unless the chosen actors were kept out of
+    training); the same corpus name in another folder may or may not overlap.
+    """
+    needed = ["audio", "video"] if branch == "fused" else [branch]
+    known = [training[b] for b in needed if b in training]
+    if not known:
+        return SEEN_UNKNOWN
+    if root and any(t.get("root") and str(t["root"]) == str(root) for t in known):
+        return SEEN_YES
+    if any(t.get("corpus") and str(t["corpus"]) == str(corpus) for t in known):
+        return SEEN_MAYBE
+    return SEEN_NO if len(known) == len(needed) else SEEN_UNKNOWN
+
+
+EVALUATION_COLUMNS: tuple[str, ...] = (
+    "run", "bundle", "corpus", "folder", "branch", "actors", "seen in training", "n scored",
+    "skipped", "accuracy %", "UAR %", "macro-F1 %", "ECE %")
+
+
+def evaluation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per ``python -m pipeline evaluate`` run, for a sortable table.
+
+    records: ``{"run", "config", "metrics", "training", "root"}`` (the run's
+    ``config.yaml`` and ``metrics.json``, what the bundle was trained on, the resolved
+    corpus folder). Metrics become numeric percentages (1 decimal) so columns sort.
+    """
+    rows = []
+    for record in records:
+        config = record.get("config") or {}
+        metrics = record.get("metrics") or {}
+        bundle = config.get("bundle") if isinstance(config.get("bundle"), Mapping) else {}
+        corpus = config.get("corpus") if isinstance(config.get("corpus"), Mapping) else {}
+        name = str(corpus.get("name") or metrics.get("corpus") or "?")
+        branch = str(config.get("branch") or metrics.get("branch") or "?")
+        skipped = metrics.get("skipped") if isinstance(metrics.get("skipped"), Mapping) else {}
+        row: dict[str, Any] = {
+            "run": str(record.get("run", "")),
+            "bundle": str(bundle.get("name") or metrics.get("model") or "?"),
+            "corpus": name, "folder": str(corpus.get("root") or ""), "branch": branch,
+            "actors": str(config.get("actors") or "all"),
+            "seen in training": seen_in_training(name, str(record.get("root") or ""), branch,
+                                                 record.get("training") or {}),
+            "n scored": int(metrics.get("n_test", 0) or 0),
+            "skipped": int(metrics.get("n_skipped", sum(int(v) for v in skipped.values())) or 0)}
+        for key, col in (("accuracy", "accuracy %"), ("uar", "UAR %"), ("macro_f1", "macro-F1 %"),
+                         ("ece", "ECE %")):
+            value = metrics.get(key)
+            row[col] = round(100 * float(value), 1) if isinstance(value, (int, float)) else np.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
+    return frame.sort_values(["bundle", "corpus", "branch", "actors"], kind="stable").reset_index(drop=True)
+
+
+def recall_bars(recall: Mapping[str, float], classes: Sequence[str] | None = None, *,
+                title: str = "Recall per emotion") -> go.Figure:
+    """Bars of per-class recall (0-100 %: the share of each emotion's clips the model
+    named right), in ``classes`` order, with chance (100 / number of classes) dotted.
+
+    Classes absent from ``recall`` (no clip of that emotion was scored) are left out.
+    """
+    order = [c for c in (classes or list(recall)) if c in recall]
+    if not order:
+        raise ValueError("no per-class recall to draw")
+    values = [100.0 * float(recall[c]) for c in order]
+    fig = go.Figure(go.Bar(x=order, y=values, marker_color=[_colour(c) for c in order],
+                           text=[f"{v:.0f}%" for v in values], textposition="outside",
+                           hovertemplate="%{x}: %{y:.1f}% recalled<extra></extra>"))
+    chance = 100.0 / len(classes or order)
+    fig.add_hline(y=chance, line_dash="dot", line_color="grey",
+                  annotation_text=f"chance {chance:.0f}%", annotation_position="top right")
+    fig.update_xaxes(title="true emotion", type="category")
+    fig.update_yaxes(title="recall (%)", range=[0, 110])
+    return _layout(fig, title, 340)
+
+
 # --------------------------------------------------------------------------- data
 def count_bars(manifest: pd.DataFrame, column: str, *, title: str | None = None) -> go.Figure:
     """Bar chart of how many clips each value of ``column`` has (emotion, actor...)."""

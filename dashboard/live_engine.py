@@ -2,12 +2,15 @@
 
 WebRTC callbacks run on another thread: they only push frames / samples into a
 :class:`LiveHolder` (lock-protected ring buffers) and draw the latest answer; the page's
-refreshing fragment takes a snapshot, calls :func:`predict` (a bundle's models, fed by
-the pipeline's own feature functions), and stores the answer back for the overlay.
+refreshing fragment takes a snapshot, calls :func:`predict`, and stores the answer back
+for the overlay. Nothing here is a second copy of the serving path: faces are found and
+cropped by :func:`pipeline.faces.face_box` and :func:`pipeline.faces.crop` (the rule and
+geometry of every clip's crops), and the answers come from the same serving objects as
+the Analyze page's (:func:`pipeline.inference.answer_sound`,
+:func:`pipeline.inference.answer_faces`, :func:`pipeline.inference.fuse`).
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis import OK, BranchResult
+from pipeline.analysis import BranchResult
 
 #: Seconds of audio the live audio answer listens to (the models' training window).
 AUDIO_SECONDS = 3.0
@@ -98,28 +101,31 @@ class LiveHolder:
             return self._answer
 
 
-def _probs(classes: tuple[str, ...], proba: np.ndarray) -> dict[str, float]:
-    return {c: float(p) for c, p in zip(classes, proba)}
-
-
 def predict_audio(bundle: Any, samples: np.ndarray) -> BranchResult:
-    """The audio model on the last seconds of sound (the window starts at 0 s)."""
+    """The audio branch on the last seconds of sound (the window starts at 0 s), exactly
+    as a clip's window is answered (:func:`pipeline.inference.answer_sound`)."""
     from pipeline import audio
+    from pipeline.inference import answer_sound
 
     branch = bundle.audio
     if branch is None:
         return BranchResult("no model in the bundle")
-    params = dataclasses.replace(branch.params, offset=0.0)
-    if samples.size < params.sample_rate // 2:
+    rate = branch.params.sample_rate
+    if samples.size < rate // 2:
         return BranchResult("waiting for sound", {}, "less than half a second heard so far")
-    if audio.is_silent(samples):
-        return BranchResult("silent audio", {}, "nothing louder than -45 dBFS in the last seconds")
-    features = audio.featurize(samples, params, branch.input_kind)
-    return BranchResult(OK, _probs(bundle.classes, branch.predict_proba(features[None])[0]))
+    samples = audio.remove_drift(samples, rate)  # as the decoder does for files
+    result = answer_sound(samples, bundle, offset=0.0)
+    if result.status.startswith("too short"):
+        result.detail = "say a whole sentence"
+    return result
 
 
 def predict_video(bundle: Any, crops: np.ndarray) -> BranchResult:
-    """The video model on the last ``n_frames`` face crops, evenly thinned."""
+    """The video branch on the last ``n_frames`` face crops, as a clip's window is
+    answered (:func:`pipeline.inference.answer_faces`: per-frame face models see each
+    crop through the one crop-to-input function and pool, clip models see the sequence)."""
+    from pipeline.inference import answer_faces
+
     branch = bundle.video
     if branch is None:
         return BranchResult("no model in the bundle")
@@ -128,23 +134,15 @@ def predict_video(bundle: Any, crops: np.ndarray) -> BranchResult:
         return BranchResult("no face", {}, f"{len(crops)} of {n} face crops collected")
     if branch.full_frame:
         return BranchResult("no model in the bundle", {}, "this video model needs whole frames")
-    return BranchResult(OK, _probs(bundle.classes, branch.predict_proba(crops[-n:][None])[0]))
+    return answer_faces(crops[-n:], bundle)
 
 
 def fuse(bundle: Any, audio_result: BranchResult, video_result: BranchResult) -> BranchResult:
-    """The bundle's late fusion, falling back to whichever branch answered."""
-    from pipeline.fusion import LateFusion
+    """The bundle's late fusion, falling back to whichever branch answered
+    (:func:`pipeline.inference.fuse`, as for every window of a clip)."""
+    from pipeline.inference import fuse as fuse_answers
 
-    classes = bundle.classes
-    pa = np.array([audio_result.probabilities[c] for c in classes]) if audio_result.ok else None
-    pv = np.array([video_result.probabilities[c] for c in classes]) if video_result.ok else None
-    fuser = bundle.fusion if bundle.fusion is not None else LateFusion("rule_mean", classes)
-    if pa is not None and pv is not None and bundle.fusion is None:
-        return BranchResult(OK, _probs(classes, (pa + pv) / 2.0), "mean of both")
-    answer = fuser.fuse(pa, pv, audio_result.status, video_result.status)
-    if answer.probabilities is None:
-        return BranchResult(answer.status)
-    return BranchResult(OK, _probs(classes, answer.probabilities), answer.source)
+    return fuse_answers(bundle, audio_result, video_result)
 
 
 def predict(bundle: Any, holder: LiveHolder) -> LiveAnswer:
@@ -180,16 +178,15 @@ def annotate(rgb: np.ndarray, box: tuple[int, int, int, int] | None, label: str,
 
 def face_crop(rgb: np.ndarray, detector: Any, crop_size: int = 64, margin: float = 0.15,
               detect_side: int = 320) -> tuple[tuple[int, int, int, int] | None, np.ndarray | None]:
-    """(box, crop) of the main face in one frame, with the pipeline's own box geometry
-    (square box plus ``margin``, ``crop_size`` square RGB crop), or (None, None)."""
+    """(box, crop) of the main face in one frame, or (None, None): the pipeline's own
+    finder rule and box (:func:`pipeline.faces.face_box`) and crop
+    (:func:`pipeline.faces.crop`, ``crop_size`` square RGB), as for a clip's frames."""
     from pipeline import faces
 
-    height, width = rgb.shape[:2]
-    face = faces.choose_face(faces.detect_scaled(detector, rgb, detect_side), (width, height))
-    if face is None:
+    box = faces.face_box(rgb, detector, margin, detect_side)
+    if box is None:
         return None, None
-    square = faces.square_box(face, margin, (width, height))
-    return square.as_tuple(), faces.crop(rgb, square, crop_size)
+    return box.as_tuple(), faces.crop(rgb, box, crop_size)
 
 
 def label_of(result: BranchResult) -> str:

@@ -199,6 +199,122 @@ def history(exp_dir: str, variant: str) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def _resolved(path: Any) -> str:
+    """An absolute, normalised folder name for comparisons ('' when none)."""
+    if not path:
+        return ""
+    try:
+        return str(Path(str(path)).expanduser().resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
+def _training_data(bundle: dict[str, Any], runs: str) -> dict[str, dict[str, str]]:
+    """Branch -> ``{"corpus", "root"}`` a bundle's models were trained on: from the
+    ``config.yaml`` of the run each model was exported from (``models.<branch>.source``
+    in ``bundle.json``, else ``<runs>/<experiment>/<variant>``); a branch whose run is
+    not on disk keeps only the corpus name the bundle stores, if any."""
+    import yaml
+
+    from pipeline.bundle import BundleError, read_meta
+
+    path = str(bundle.get("path") or "")
+    candidates = [Path(path)] if path else []
+    if bundle.get("name"):
+        candidates.append(paths.bundles_dir() / str(bundle["name"]))
+        if bundle["name"] == paths.REAL_BUNDLE:
+            candidates.append(paths.shipped_bundle())
+    folder = next((c for c in candidates if (c / "bundle.json").is_file()), None)
+    if folder is None:
+        return {}
+    try:
+        models = read_meta(folder).get("models") or {}
+    except (BundleError, OSError, ValueError):
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for branch in ("audio", "video"):
+        info = models.get(branch)
+        if not isinstance(info, dict):
+            continue
+        source = Path(str(info.get("source") or ""))
+        sources = [source] if info.get("source") else []
+        if info.get("experiment") and info.get("source"):
+            sources.append(Path(runs) / str(info["experiment"]) / source.name)
+        corpus: dict[str, Any] = {}
+        for run in sources:
+            config = next((p for p in sorted(run.glob("*/config.yaml")) if not p.parent.name.startswith(".")), None)
+            if config is None:
+                continue
+            try:
+                corpus = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("corpus") or {}
+            except (OSError, yaml.YAMLError, AttributeError):
+                continue
+            break
+        stored = info.get("corpus")
+        name = corpus.get("name") if isinstance(corpus, dict) else None
+        name = name or (stored.get("name") if isinstance(stored, dict) else stored)
+        root = corpus.get("root") if isinstance(corpus, dict) else None
+        if name or root:
+            out[branch] = {"corpus": str(name or ""), "root": _resolved(root)}
+    return out
+
+
+@st.cache_data(max_entries=8, ttl=RESULTS_TTL, show_spinner=False)
+def evaluations(runs: str) -> list[dict[str, Any]]:
+    """Every ``python -m pipeline evaluate`` run under ``<runs>/evaluate/``, one record
+    each: ``run`` (its folder name), ``config`` (config.yaml), ``metrics``
+    (metrics.json), ``root`` (the corpus folder, resolved) and ``training`` (what the
+    bundle's models were trained on, see :func:`_training_data`). Unreadable runs are
+    logged and left out."""
+    import yaml
+
+    from pipeline import results
+    from pipeline.crosscorpus import EXPERIMENT
+
+    exp = Path(runs) / EXPERIMENT
+    records: list[dict[str, Any]] = []
+    for variant in results.variants(exp):
+        try:
+            folds = results.folds(exp, variant)
+            pairs = [(fold, m, results.load_config(exp, variant, fold))
+                     for fold, m in zip(folds, results.load_metrics(exp, variant))]
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            log.warning("evaluate run %s cannot be read: %s", variant, err)
+            continue
+        for fold, metrics_, config in pairs:
+            corpus = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
+            bundle = config.get("bundle") if isinstance(config.get("bundle"), dict) else {}
+            records.append({"run": variant if len(pairs) == 1 else f"{variant}/{fold}",
+                            "config": config, "metrics": metrics_, "root": _resolved(corpus.get("root")),
+                            "training": _training_data(bundle, runs)})
+    return records
+
+
+@st.cache_data(max_entries=4, ttl=RESULTS_TTL, show_spinner=False)
+def bundle_card_texts(bundle_dir: str) -> dict[str, str]:
+    """Markdown model cards shipped in a bundle folder, file name -> text:
+    ``MODEL_CARD.md`` first when present, then the other files ``bundle.json`` lists
+    under ``cards`` (only files inside the bundle folder are read)."""
+    from pipeline.bundle import BundleError, read_meta
+
+    folder = Path(bundle_dir)
+    try:
+        listed = read_meta(folder).get("cards") or []
+    except (BundleError, OSError, ValueError):
+        listed = []
+    names = ["MODEL_CARD.md", *(str(n) for n in (listed if isinstance(listed, (list, dict)) else []))]
+    out: dict[str, str] = {}
+    for name in dict.fromkeys(Path(n).name for n in names):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            out[name] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            log.warning("model card %s cannot be read: %s", path, err)
+    return out
+
+
 # --------------------------------------------------------------------------- data
 @st.cache_data(max_entries=4, ttl=300, show_spinner="Indexing the corpus...")
 def manifest(kind: str, root: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-_SUBMODULES: tuple[str, ...] = ("models.audio", "models.video", "models.classical")
+_SUBMODULES: tuple[str, ...] = ("models.audio", "models.video", "models.faces", "models.classical")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Layout::
 The Preprocessing saved per branch is the one the model was trained with, and
 :mod:`pipeline.inference` featurizes with exactly it, so serving cannot drift from
 training. Keras models are loaded once, when the bundle is loaded.
+
+This module is on the prediction path: reading and writing the folder only. Choosing
+folds and fusers from finished runs (``python -m pipeline export``) is the research
+side's job, :mod:`pipeline.export`; this module never imports it.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 FORMAT_VERSION = 1
 BRANCHES: tuple[str, ...] = ("audio", "video")
+#: Most rows one model call sees (:meth:`BranchModel.predict_proba`): bounds memory.
+PREDICT_BATCH: int = 128
 
 
 class BundleError(ValueError):
@@ -72,9 +78,9 @@ class BranchModel:
         Keras model's declared input shape (e.g. (40,) -> (40, 1)) or flattened for
         scikit-learn.
         """
-        from pipeline.training import model_input
+        from pipeline.preprocessing import model_input
 
-        x = model_input(np.asarray(features))  # the very scaling training used
+        x = model_input(np.asarray(features))  # the very conversion training used
         n = x.shape[0]
         if self.scaler is not None:
             shape = x.shape
@@ -87,7 +93,15 @@ class BranchModel:
         return x
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """(n, C) class probabilities for a batch of features, rows summing to 1."""
+        """(n, C) class probabilities for a batch of features, rows summing to 1.
+
+        Large batches go through the model :data:`PREDICT_BATCH` rows at a time, so a
+        long clip's 1,500 face crops do not hold a CNN's activations for all of them at
+        once (0.4 GB for the first layer of ``face_cnn`` alone)."""
+        n = len(features)
+        if n > PREDICT_BATCH:
+            return np.concatenate([self.predict_proba(features[i:i + PREDICT_BATCH])
+                                   for i in range(0, n, PREDICT_BATCH)])
         x = self.prepare(features)
         if self.framework == "sklearn":
             proba = np.asarray(self.model.predict_proba(x), dtype=np.float64)
@@ -144,6 +158,13 @@ class Bundle:
 
 
 # --------------------------------------------------------------------------- helpers
+def shared_classes(*class_sets: tuple[str, ...]) -> tuple[str, ...]:
+    """The emotions every branch can name, in the first branch's order: the classes a
+    bundle fuses over (branches trained on different label sets are fused on these)."""
+    first, *rest = class_sets
+    return tuple(c for c in first if all(c in other for other in rest))
+
+
 def _keras_input_shape(model: Any) -> tuple[int, ...] | None:
     try:
         shape = model.input_shape
@@ -232,21 +253,22 @@ def _load_model(path: Path, framework: str) -> Any:
 # --------------------------------------------------------------------------- writing
 def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel | None,
                  video: BranchModel | None, fusion: Any = None,
-                 extra: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, card_info: dict[str, Any] | None = None) -> Path:
     """Write a bundle folder from in-memory models (temp folder, then rename).
 
-    Both branches must share one label set; either may be None (a one-branch bundle).
-    ``fusion`` is a fitted :class:`pipeline.fusion.LateFusion` or None.
+    Branches may have different label sets: the bundle fuses over the emotions both
+    name (:func:`shared_classes`). Either may be None (a one-branch bundle). ``fusion``
+    is a serving fuser (:mod:`pipeline.fusion`: ``LateFusion``, ``ReliabilityFusion``,
+    ``SingleBranch``) or None.
     """
     import joblib
 
     branches = {b.branch: b for b in (audio, video) if b is not None}
     if not branches:
         raise BundleError("a bundle needs at least one branch model")
-    class_sets = {b.params.classes for b in branches.values()}
-    if len(class_sets) != 1:
-        raise BundleError("the audio and video models were trained on different label sets")
-    classes = class_sets.pop()
+    classes = shared_classes(*(b.params.classes for b in branches.values()))
+    if len(classes) < 2:
+        raise BundleError("the audio and video models share fewer than two emotions: nothing to fuse")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -270,10 +292,16 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         digest = hashlib.sha1(json.dumps(meta_models, sort_keys=True, default=_json_default).encode()
                               + created.encode()).hexdigest()[:10]
+        labels = {b.params.labels for b in branches.values()}
         meta = {"format": FORMAT_VERSION, "id": f"{name}-{digest}", "name": name, "created": created,
-                "classes": list(classes), "labels": next(iter(branches.values())).params.labels,
+                "classes": list(classes), "labels": labels.pop() if len(labels) == 1 else "shared",
                 "models": meta_models,
                 **{k: v for k, v in (extra or {}).items() if k != "fusion"}}
+        if card_info is not None:
+            from pipeline.cards import CARD_FILE, render_card
+
+            meta["cards"] = [CARD_FILE]
+            (tmp / CARD_FILE).write_text(render_card(meta, card_info), encoding="utf-8")
         _atomic_json(tmp / BUNDLE_FILE, meta)
         if out.exists():
             shutil.rmtree(out)
@@ -338,159 +366,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
                   fusion=fusion, meta=meta, detector_name=str(meta.get("detector", "mtcnn")))
 
 
-# --------------------------------------------------------------------------- export
-SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "uar", "macro_f1", "ece")
+# --------------------------------------------------------------------------- moved names
+#: Names that used to live here, now in :mod:`pipeline.export` (looked up lazily, so
+#: importing this module never loads the research side).
+_MOVED: frozenset[str] = frozenset({
+    "SUMMARY_METRICS", "run_metrics", "pick_fold", "never_worse", "reliability_fusion", "export_bundle"})
 
 
-def _protocol_folds(variant_dir: Path) -> tuple[str, list[str]]:
-    """(protocol, its finished folds) of a run variant, preferring ``speaker``."""
-    from pipeline import results
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from pipeline import export
 
-    names = results.folds(variant_dir.parent, variant_dir.name)
-    if not names:
-        raise BundleError(f"{variant_dir} holds no finished fold; run its experiment first")
-    for protocol in ("speaker", "random"):
-        chosen = [n for n in names if n.startswith(protocol + "-")]
-        if chosen:
-            return protocol, chosen
-    return names[0].split("-")[0], names
-
-
-def run_metrics(variant_dir: Path, protocol: str, folds: list[str]) -> dict[str, Any]:
-    """Mean and sample std over the folds of one protocol (fractions), as measured."""
-    values: dict[str, list[float]] = {k: [] for k in SUMMARY_METRICS}
-    for fold in folds:
-        metrics = json.loads((variant_dir / fold / "metrics.json").read_text(encoding="utf-8"))
-        for key in SUMMARY_METRICS:
-            if metrics.get(key) is not None:
-                values[key].append(float(metrics[key]))
-    out: dict[str, Any] = {"protocol": protocol, "n_folds": len(folds)}
-    for key, vals in values.items():
-        if vals:
-            out[f"{key}_mean"] = float(np.mean(vals))
-            out[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-    return out
-
-
-def pick_fold(variant_dir: Path, folds: list[str]) -> tuple[str, str]:
-    """The fold whose model serves, and why.
-
-    Keras runs: the fold with the lowest validation loss (its early-stopping criterion;
-    test scores are not looked at). scikit-learn runs have no validation history: the
-    fold with the median test accuracy, so the choice neither flatters nor sinks it.
-    """
-    import pandas as pd
-
-    losses = {}
-    for fold in folds:
-        history = variant_dir / fold / "history.csv"
-        if history.is_file():
-            frame = pd.read_csv(history)
-            if "val_loss" in frame and frame["val_loss"].notna().any():
-                losses[fold] = float(frame["val_loss"].min())
-    if losses:
-        best = min(losses, key=losses.get)
-        return best, f"fold {best}: lowest validation loss ({losses[best]:.3f}) of {len(folds)} folds"
-    accs = {f: json.loads((variant_dir / f / "metrics.json").read_text())["accuracy"] for f in folds}
-    ranked = sorted(accs, key=accs.get)
-    median = ranked[(len(ranked) - 1) // 2]
-    return median, f"fold {median}: median test accuracy of {len(folds)} folds (no validation history)"
-
-
-def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
-    """A BranchModel (model as a file path) from a finished run variant folder."""
-    import yaml
-
-    protocol, folds = _protocol_folds(variant_dir)
-    fold, why = pick_fold(variant_dir, folds)
-    fold_dir = variant_dir / fold
-    config = yaml.safe_load((fold_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    model_file = next((fold_dir / n for n in ("model.keras", "model.joblib") if (fold_dir / n).is_file()), None)
-    if model_file is None:
-        raise BundleError(f"{fold_dir} holds no model file")
-    if config.get("branch") not in (None, branch):
-        raise BundleError(f"{variant_dir} is a {config.get('branch')} run, not a {branch} run")
-    params = Preprocessing.from_dict(config.get("preprocessing_params") or
-                                     {**(config.get("preprocessing") or {}), "labels": config.get("labels", "six")})
-    kind = str(config.get("feature_kind") or (config.get("features") or {}).get("kind", ""))
-    full_frame = kind == "frames_full" or bool((config.get("features") or {}).get("full_frame"))
-    metrics = run_metrics(variant_dir, protocol, folds)
-    fold_metrics = json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8"))
-    metrics["serving_fold_accuracy"] = float(fold_metrics.get("accuracy", float("nan")))
-    return BranchModel(
-        branch=branch, model_name=str((config.get("model") or {}).get("name", "")),
-        framework=str(config.get("framework") or ("keras" if model_file.suffix == ".keras" else "sklearn")),
-        input_kind="frames" if branch == "video" else kind, params=params, model=model_file,
-        full_frame=full_frame, metrics=metrics,
-        info={"protocol": protocol, "serving": why, "source": str(variant_dir.resolve()),
-              "experiment": str(config.get("experiment", variant_dir.parent.name)),
-              "detector": (config.get("features") or {}).get("detector")})
-
-
-def _fusion_from_run(fusion_dir: Path, classes: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
-    """Refit the run's fuser on every out-of-fold branch probability of its experiment.
-
-    The fusion experiment's ``audio``/``video`` test predictions give, for every clip,
-    probabilities from branch models that never saw it (one fold per clip under the
-    speaker protocol): exactly what a served branch model produces for a new person.
-    """
-    import yaml
-
-    from pipeline import results
-    from pipeline.fusion import LateFusion, _aligned
-
-    protocol, folds = _protocol_folds(fusion_dir)
-    config = yaml.safe_load((fusion_dir / folds[0] / "config.yaml").read_text(encoding="utf-8")) or {}
-    name = str(config.get("fuser") or fusion_dir.name)
-    exp_dir = fusion_dir.parent
-    frames = {}
-    for b in ("audio", "video"):
-        preds = results.load_predictions(exp_dir, b)
-        if preds.empty:
-            raise BundleError(f"{exp_dir} has no {b} predictions to refit the fuser on")
-        frames[b] = preds.loc[preds["fold"].astype(str).str.startswith(protocol + "-")]
-    pa, pv, y, _ = _aligned(frames, classes)
-    fuser = LateFusion(name, classes=classes, random_state=0).fit(pa, pv, y)
-    metrics = run_metrics(fusion_dir, protocol, folds)
-    info = {"metrics": metrics, "protocol": protocol, "source": str(fusion_dir.resolve()),
-            "serving": f"{name} refit on the out-of-fold audio and video probabilities of all "
-                       f"{len(y)} clips ({protocol} protocol)"}
-    return fuser, info
-
-
-def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.PathLike[str] | None,
-                  fusion_run: str | os.PathLike[str] | None = None, *, out: str | os.PathLike[str] | None = None,
-                  name: str = "demo") -> Path:
-    """Export finished runs (``runs/<experiment>/<variant>`` folders) as a bundle.
-
-    Each branch serves one fold model (see :func:`pick_fold`) and carries the mean +-
-    std metrics of its run's folds; the fuser is refit as :func:`_fusion_from_run` says.
-    Returns the bundle folder (``bundles/<name>`` by default).
-    """
-    from pipeline import paths
-
-    if not audio_run and not video_run:
-        raise BundleError("export needs at least --audio or --video (a runs/<experiment>/<variant> folder)")
-    branches: dict[str, BranchModel | None] = {}
-    for branch, run in (("audio", audio_run), ("video", video_run)):
-        if run:
-            run = Path(run)
-            if not run.is_dir():
-                raise BundleError(f"run folder not found: {run}")
-            branches[branch] = _branch_from_run(run, branch)
-        else:
-            branches[branch] = None
-    classes = next(b.params.classes for b in branches.values() if b is not None)
-    fuser, extra = None, {}
-    if fusion_run:
-        if not (branches["audio"] and branches["video"]):
-            raise BundleError("a fusion model needs both an audio and a video run")
-        if not Path(fusion_run).is_dir():
-            raise BundleError(f"run folder not found: {fusion_run}")
-        fuser, info = _fusion_from_run(Path(fusion_run), classes)
-        extra["fusion"] = info
-    detector = (branches["video"].info.get("detector") if branches["video"] else None) or "mtcnn"
-    extra["detector"] = detector
-    target = Path(out) if out else paths.bundles_dir() / name
-    return write_bundle(target, name=name, audio=branches["audio"], video=branches["video"],
-                        fusion=fuser, extra=extra)
+        return getattr(export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pipeline import paths
+from pipeline import media, paths  # media: numpy only, no decoder loaded at import
 
 EXIT_BAD_INPUT = 2
 
@@ -58,11 +58,25 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- run
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.experiments import run_spec
+    from pipeline.experiments import RunFailures, run_spec
     from pipeline.results import format_summary
 
-    summary = run_spec(args.spec, overrides=args.set or [], only=args.only or None,
-                       out=args.out, progress=not args.quiet)
+    ray_flags = {"address": args.address, "cpus_per_task": args.cpus_per_task,
+                 "gpus_per_task": args.gpus_per_task}
+    options = {k: v for k, v in ray_flags.items() if v is not None}
+    if args.executor != "ray" and options:
+        raise UserError("--address, --cpus-per-task and --gpus-per-task need --executor ray")
+    try:
+        summary = run_spec(args.spec, overrides=args.set or [], only=args.only or None,
+                           out=args.out, progress=not args.quiet, executor=args.executor,
+                           executor_options=options)
+    except RunFailures as err:  # the others finished and are kept; the summary is theirs
+        print(format_summary(err.summary))
+        for failure in err.failures:
+            print(f"failed: {failure}", file=sys.stderr)
+        print(f"error: {len(err.failures)} task(s) failed; finished folds are kept, "
+              f"rerun the same command to retry the rest", file=sys.stderr)
+        return 1
     print(format_summary(summary))
     return 0
 
@@ -77,9 +91,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- export
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.bundle import export_bundle
+    from pipeline.export import export_bundle
 
-    bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name)
+    bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name,
+                           fusion_rule=args.fusion_rule, card=args.card)
     print(f"bundle written to {bundle}")
     return 0
 
@@ -106,6 +121,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
               f"video: {result.video.status}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.crosscorpus import evaluate_bundle
+
+    result = evaluate_bundle(args.bundle, args.corpus, args.root, branch=args.branch, actors=args.actors,
+                             out=args.out, progress=not (args.quiet or args.json), n_jobs=args.jobs)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    m = result.metrics
+    print(f"bundle {result.bundle} on {result.corpus} ({result.root}), branch {result.branch}: "
+          f"{result.n} clips scored, {sum(result.skipped.values())} skipped")
+    for reason, count in result.skipped.items():
+        print(f"  skipped {count:5d}  {reason}")
+    print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.3f}")
+    print("recall per class: " + ", ".join(f"{c} {r:.0%}" for c, r in m["per_class_recall"].items()))
+    print(f"{result.n / max(result.seconds, 1e-9):.1f} clips/s; run written to {result.run_dir}")
+    return 0
+
+
+# --------------------------------------------------------------------------- train-faces
+def _cmd_train_faces(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pipeline.corpora import scan
+    from pipeline.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
+
+    frame, summary = scan("images", args.root)
+    if not len(frame):
+        raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
+    config = FaceTrainingConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                                variant=args.variant or args.model)
+    params = dataclasses.replace(FER_PARAMS, crop_size=args.size)
+    fold = train_faces(frame, args.out, params=params, config=config, progress=not args.quiet,
+                       root=str(args.root))
+    metrics = json.loads((fold / "metrics.json").read_text())
+    print(f"{fold}: validation accuracy {metrics['accuracy']:.1%}, UAR {metrics['uar']:.1%} "
+          f"on {metrics['n_test']} held-out images")
     return 0
 
 
@@ -140,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = add("index", _cmd_index, "Index a corpus folder into a manifest and print its counts.")
-    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "synthetic"])
+    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
     p.add_argument("--root", required=True, help="the corpus folder")
     p.add_argument("--out", help="manifest CSV to write (default runs/manifests/CORPUS-FOLDER.csv)")
 
@@ -158,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a spec key, e.g. corpus.root=data/x or protocol.kind=random (repeatable)")
     p.add_argument("--out", default=None, help="results store root (default runs/)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: fold after fold in this process (default); ray: every (variant, fold) "
+                        "is a Ray task (docs/experiments.md)")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --executor ray: join this running Ray cluster (default: start a local "
+                        "Ray instance for this command)")
+    p.add_argument("--cpus-per-task", type=float, default=None, metavar="N",
+                   help="with --executor ray: CPUs each task reserves (default 1)")
+    p.add_argument("--gpus-per-task", type=float, default=None, metavar="N",
+                   help="with --executor ray: GPUs each task reserves, e.g. 1 for Keras models (default 0)")
 
     p = add("report", _cmd_report, "Print the summary table of a finished experiment.")
     p.add_argument("experiment", help="runs/<experiment> folder")
@@ -168,14 +234,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion", help="runs/<experiment>/<variant> whose model fuses the two")
     p.add_argument("--out", default=None, help="bundle folder (default bundles/NAME)")
     p.add_argument("--name", default="demo", help="bundle name (default demo)")
+    p.add_argument("--fusion-rule", choices=["reliability"],
+                   help="fuse with a rule instead of a fusion run: 'reliability' weights each branch by its "
+                        "held-out UAR (branches trained on different corpora, no paired clips)")
+    p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
 
     p = add("predict", _cmd_predict, "Predict the emotion of any audio or video file.")
-    p.add_argument("clip", help="wav, flac, mp3, ogg, m4a, mp4, mov, webm or avi file")
-    p.add_argument("--bundle", help="bundle folder (default bundles/demo or $AVE_BUNDLE)")
+    p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
+    p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
     p.add_argument("--detector", choices=["mtcnn", "haar"],
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
+
+    p = add("evaluate", _cmd_evaluate,
+            "Score a bundle on an indexed corpus it never saw (cross-corpus): accuracy, UAR, macro-F1.")
+    p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/real")
+    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
+    p.add_argument("--root", required=True, help="the corpus folder")
+    p.add_argument("--branch", default=None, choices=["audio", "video", "fused"],
+                   help="which answer to score (default: fused for audio-visual clips, else the branch "
+                        "the corpus has: audio for speech, video for images)")
+    p.add_argument("--actors", help="only these actors, e.g. 17-24 or 1,3,5 (default all)")
+    p.add_argument("--out", default=None, help="results store root (default runs/); the run goes to OUT/evaluate/")
+    p.add_argument("--jobs", type=int, default=2, help="feature worker processes (default 2)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("train-faces", _cmd_train_faces,
+            "Train the per-frame facial-expression model on a face image set (e.g. FER2013 train).")
+    p.add_argument("--root", required=True, help="image set root: one folder per emotion")
+    p.add_argument("--out", default=str(paths.runs_dir() / "real_video"), help="experiment folder (default runs/real_video)")
+    p.add_argument("--model", default="face_cnn", help="registered face model (default face_cnn)")
+    p.add_argument("--variant", default=None, help="variant folder name (default: the model name)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--size", type=int, default=48, help="face crop side in pixels (default 48, as FER2013)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")
     p.add_argument("--data", default=str(paths.data_dir() / "synthetic"))

@@ -3,12 +3,13 @@
 Steps, each skipped when its result is already there (so a rerun takes seconds):
 
 1. generate the synthetic corpus into ``data`` unless it is complete;
-2. run the quick experiment specs (``configs/quick_audio.yaml``, the ``lrcn`` variant of
+2. run the quick experiment specs (``configs/quick_audio.yaml``, the ``faces`` variant of
    ``quick_video.yaml``, ``quick_fusion.yaml``) into ``runs``; finished folds are
    skipped, and the fusion spec reuses the audio and video folds those already ran;
 3. export the fusion experiment's audio and video models and its best fuser (highest
    mean UAR under the speaker protocol) as the ``demo`` bundle at
-   :func:`pipeline.paths.default_bundle`, where ``predict`` and the dashboard look.
+   :func:`pipeline.paths.demo_bundle` (``bundles/demo``), selectable in the dashboard as
+   the synthetic method demo beside the real bundle that answers by default.
 
 Step times are written to ``<runs>/demo_timings.json``.
 """
@@ -23,10 +24,11 @@ from pipeline import paths
 
 log = logging.getLogger(__name__)
 
-#: (spec file, variants to run or None for all). Only the LRCN of quick_video runs: the
-#: fusion spec reuses its folds, and the ConvLSTM would double the demo's video time.
+#: (spec file, variants to run or None for all). Only the per-frame face model of
+#: quick_video runs: the fusion spec reuses its folds; the LRCN, ConvLSTM and the CNN
+#: variant are ablation rows for `python -m pipeline run configs/quick_video.yaml`.
 QUICK_SPECS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
-    ("quick_audio.yaml", None), ("quick_video.yaml", ("lrcn",)), ("quick_fusion.yaml", None))
+    ("quick_audio.yaml", None), ("quick_video.yaml", ("faces",)), ("quick_fusion.yaml", None))
 FUSION_SPEC = "quick_fusion.yaml"
 
 
@@ -76,13 +78,13 @@ def run_demo(data: str | Path | None = None, runs: str | Path | None = None, n_a
 
     Returns a few lines saying where everything is and how long each step took.
     """
-    from pipeline.bundle import export_bundle
+    from pipeline.export import export_bundle
     from pipeline.experiments import load_spec, run_spec
     from pipeline.synth.corpus import generate
 
     data = Path(data) if data else paths.data_dir() / "synthetic"
     runs = Path(runs) if runs else paths.runs_dir()
-    bundle = Path(bundle) if bundle else paths.default_bundle()
+    bundle = Path(bundle) if bundle else paths.demo_bundle()
     timings: dict[str, float] = {}
     lines: list[str] = []
 

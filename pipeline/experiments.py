@@ -8,6 +8,13 @@ and runs every fold of every variant into ``DIR/<name>/<variant>/<fold>/``. Fini
 folds (a folder with metrics.json) are skipped, so an interrupted run resumes where
 it stopped, and a rerun with nothing left to do only reprints the summary.
 
+Executors plug in through :data:`EXECUTORS` (``name -> "module:function"``): ``local``
+(the default) runs variant after variant, fold after fold, in this process; ``ray``
+(:mod:`pipeline.ray_executor`, imported only when chosen) makes every (variant, fold) a
+Ray task. Both go through the same unit of work: :func:`plan_variant` (unfinished folds,
+features extracted once through the on-disk cache, in the calling process) then
+:func:`run_fold_task` per :class:`FoldTask` (train, evaluate, write the fold atomically).
+
 Branches plug in through :data:`BRANCH_RUNNERS` (``branch -> "module:function"``): a
 runner receives one resolved variant spec and the experiment folder and writes its
 folds with :func:`pipeline.results.write_fold`. The helpers it needs are public here:
@@ -40,6 +47,8 @@ __all__ = [
     "DEFAULTS", "BRANCH_RUNNERS", "load_spec", "resolve", "variant_specs", "validate",
     "preprocessing_for", "load_manifest_for", "features_for", "augmented_for", "make_folds",
     "assemble_fold", "fit_predict", "run_fold", "run_spec",
+    "EXECUTORS", "VariantData", "FoldTask", "VariantPlan", "TaskFailure", "RunFailures",
+    "plan_variant", "run_fold_task", "run_local", "executor_for", "error_line",
 ]
 
 #: Every key a spec may hold, with its default. ``preprocessing``, ``model.params`` and
@@ -69,10 +78,17 @@ _OPEN_KEYS = ("preprocessing", "model.params", "fusion")
 BRANCH_RUNNERS: dict[str, str] = {
     "audio": "pipeline.experiments:run_branch",
     "video": "pipeline.experiments:run_branch",
-    "fusion": "pipeline.fusion:run_fusion_variant",
+    "fusion": "pipeline.fusion_runs:run_fusion_variant",
 }
 #: Keys that do not change a fold's result (left out of its fingerprint).
 _NEUTRAL_KEYS = ("name", "description", "variants", "variant", "features.n_jobs")
+#: executor -> "module:function"; the function is ``executor(specs, exp_dir, *, cache_dir,
+#: progress, **options) -> list[TaskFailure]``: it runs every unfinished fold of the
+#: resolved variant ``specs`` into ``exp_dir``. Imported only when chosen.
+EXECUTORS: dict[str, str] = {
+    "local": "pipeline.experiments:run_local",
+    "ray": "pipeline.ray_executor:run_ray",
+}
 
 
 class SpecError(ValueError):
@@ -430,11 +446,103 @@ def _check_resumable(fold_dir: Path, spec: dict[str, Any]) -> None:
                         f"use --set name=NEW_NAME or another --out folder, or delete it")
 
 
-def run_branch(spec: dict[str, Any], exp_dir: Path, *, cache_dir: str | Path | None = None,
-               progress: bool = True) -> list[str]:
-    """Runner of the ``audio`` and ``video`` branches: every unfinished fold of one variant."""
-    from tqdm.auto import tqdm
+# --------------------------------------------------------------------------- units of work
+@dataclasses.dataclass
+class VariantData:
+    """The arrays the folds of a variant train on, for one (corpus, parameters).
 
+    ``X`` (n_clips, ...) features aligned to the rows of ``manifest`` (the clips whose
+    features worked), ``y`` (n_clips,) class indices in label-set order, ``augmented``
+    the train-only copies (:func:`augmented_for`), ``n_skipped`` the clips left out.
+    Variants with the same :attr:`key` (:func:`data_key`) share one instance.
+    """
+
+    key: str
+    X: np.ndarray
+    y: np.ndarray
+    manifest: pd.DataFrame
+    augmented: dict[str, tuple[np.ndarray, np.ndarray]]
+    n_skipped: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldTask:
+    """One (variant, fold): the unit of work an executor runs. Picklable, so it can be
+    sent to a Ray worker. ``workdir`` is the driver's working directory (relative paths
+    of the spec resolve against it), empty to stay where the process is."""
+
+    spec: dict[str, Any]
+    fold: Fold
+    fold_dir: str
+    workdir: str = ""
+
+    @property
+    def variant(self) -> str:
+        return str(self.spec["variant"]["name"])
+
+
+@dataclasses.dataclass
+class VariantPlan:
+    """What is left of one variant: its unfinished folds as tasks, and their arrays."""
+
+    spec: dict[str, Any]
+    tasks: list[FoldTask]
+    data: VariantData
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFailure:
+    """A (variant, fold) that failed, with the last line of its error."""
+
+    variant: str
+    fold: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.variant}/{self.fold}: {self.error}"
+
+
+class RunFailures(RuntimeError):
+    """Some tasks failed; every other one finished and was kept.
+
+    ``failures`` name each failed (variant, fold) and its error's last line;
+    ``summary`` is the summary written from the folds that finished.
+    """
+
+    def __init__(self, failures: Sequence[TaskFailure], summary: pd.DataFrame) -> None:
+        self.failures = list(failures)
+        self.summary = summary
+        super().__init__(f"{len(self.failures)} task(s) failed: " + "; ".join(map(str, self.failures)))
+
+
+def error_line(err: BaseException) -> str:
+    """The last line of an error: ``Type: message`` for a one-line error, the last
+    non-empty line of a multi-line one (a remote traceback ends with ``Type: message``)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if len(lines) > 1 else f"{type(err).__name__}: {lines[0]}"
+
+
+def data_key(spec: dict[str, Any]) -> str:
+    """Digest of what a variant's arrays depend on: corpus (resolved root, channel),
+    branch, label set, feature kind, preprocessing, detector and augmentations."""
+    data = {"corpus": {**spec["corpus"], "root": str(Path(str(spec["corpus"]["root"])).expanduser().resolve())},
+            "branch": spec["branch"], "labels": spec["labels"], "kind": feature_kind(spec),
+            "preprocessing": preprocessing_for(spec).to_dict(),
+            "detector": spec["features"].get("detector"),
+            "augment": list(spec["features"].get("augment") or [])}
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_variant(spec: dict[str, Any], exp_dir: str | Path, *, cache_dir: str | Path | None = None,
+                 progress: bool = True, shared: dict[str, VariantData] | None = None,
+                 workdir: str = "") -> VariantPlan | None:
+    """Everything before training for one ``audio``/``video`` variant: its finished folds
+    checked (a different config is refused) and skipped, the arrays of the others
+    extracted through the on-disk feature cache. ``shared`` (data key ->
+    :class:`VariantData`) lets variants of the same corpus and feature parameters reuse
+    one extraction. None when every fold is finished."""
     variant_dir = Path(exp_dir) / spec["variant"]["name"]
     manifest = load_manifest_for(spec)
     folds = make_folds(spec, manifest)
@@ -443,22 +551,59 @@ def run_branch(spec: dict[str, Any], exp_dir: Path, *, cache_dir: str | Path | N
         if results.fold_done(variant_dir / fold.name):
             _check_resumable(variant_dir / fold.name, spec)
     if not todo:
-        return []
-    X, kept, failed = features_for(spec, manifest, cache_dir=cache_dir, progress=progress)
-    if failed:
-        log.warning("%d clip(s) skipped (features failed), e.g. %s: %s", len(failed), *failed[0])
-        manifest = kept
-        folds = make_folds(spec, manifest)  # the same protocol over the clips that worked
+        return None
+    key = data_key(spec)
+    data = shared.get(key) if shared is not None else None
+    if data is None:
+        X, kept, failed = features_for(spec, manifest, cache_dir=cache_dir, progress=progress)
+        if failed:
+            log.warning("%d clip(s) skipped (features failed), e.g. %s: %s", len(failed), *failed[0])
+            manifest = kept
+        augmented = augmented_for(spec, manifest, cache_dir=cache_dir, progress=progress)
+        y = encode_labels(manifest["emotion"].tolist(), preprocessing_for(spec).classes)
+        data = VariantData(key, X, y, manifest, augmented, len(failed))
+        if shared is not None:
+            shared[key] = data
+    if data.n_skipped:
+        folds = make_folds(spec, data.manifest)  # the same protocol over the clips that worked
         todo = [f for f in folds if not results.fold_done(variant_dir / f.name)]
-    augmented = augmented_for(spec, manifest, cache_dir=cache_dir, progress=progress)
-    y = encode_labels(manifest["emotion"].tolist(), preprocessing_for(spec).classes)
+    tasks = [FoldTask(spec, fold, str(variant_dir / fold.name), workdir) for fold in todo]
+    return VariantPlan(spec, tasks, data)
+
+
+def run_fold_task(task: FoldTask, data: VariantData, *, progress: bool = False) -> dict[str, Any]:
+    """Run one (variant, fold): train, evaluate and write the fold atomically
+    (:func:`pipeline.results.write_fold`); returns its metrics. A plain function of
+    picklable arguments, called in this process by the local executor and inside a
+    Ray task by the Ray one."""
+    import os
+
+    previous = os.getcwd()
+    move = bool(task.workdir) and os.path.isdir(task.workdir) and task.workdir != previous
+    if move:
+        os.chdir(task.workdir)
+    try:
+        return run_fold(task.spec, task.fold, data.X, data.y, data.manifest, Path(task.fold_dir),
+                        augmented=data.augmented, n_skipped=data.n_skipped, progress=progress)
+    finally:
+        if move:
+            os.chdir(previous)
+
+
+def run_branch(spec: dict[str, Any], exp_dir: Path, *, cache_dir: str | Path | None = None,
+               progress: bool = True) -> list[str]:
+    """Runner of the ``audio`` and ``video`` branches: every unfinished fold of one variant."""
+    from tqdm.auto import tqdm
+
+    plan = plan_variant(spec, exp_dir, cache_dir=cache_dir, progress=progress)
+    if plan is None:
+        return []
     written = []
-    for fold in tqdm(todo, desc=spec["variant"]["name"], unit="fold", disable=not progress, leave=False):
-        metrics = run_fold(spec, fold, X, y, manifest, variant_dir / fold.name, augmented=augmented,
-                           n_skipped=len(failed), progress=progress)
-        log.info("%s/%s: accuracy %.3f, UAR %.3f", spec["variant"]["name"], fold.name,
+    for task in tqdm(plan.tasks, desc=spec["variant"]["name"], unit="fold", disable=not progress, leave=False):
+        metrics = run_fold_task(task, plan.data, progress=progress)
+        log.info("%s/%s: accuracy %.3f, UAR %.3f", spec["variant"]["name"], task.fold.name,
                  metrics["accuracy"], metrics["uar"])
-        written.append(fold.name)
+        written.append(task.fold.name)
         results.write_summary(exp_dir)
     return written
 
@@ -475,14 +620,42 @@ def runner_for(branch: str) -> Callable[..., list[str]]:
         raise SpecError(f"the {branch!r} branch runner {target} is not available") from None
 
 
+def executor_for(name: str) -> Callable[..., list[TaskFailure]]:
+    """The executor function registered as ``name`` in :data:`EXECUTORS`."""
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise SpecError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_local(specs: Sequence[dict[str, Any]], exp_dir: Path, *, cache_dir: str | Path | None = None,
+              progress: bool = True) -> list[TaskFailure]:
+    """The default executor: variant after variant, fold after fold, in this process.
+    The first error stops the run (the folds finished before it are kept)."""
+    for spec in specs:
+        started = time.perf_counter()
+        written = runner_for(spec["branch"])(spec, exp_dir, cache_dir=cache_dir, progress=progress)
+        if written:
+            log.info("variant %s: %d fold(s) in %.1f s", spec["variant"]["name"], len(written),
+                     time.perf_counter() - started)
+    return []
+
+
 def run_spec(spec_path: str | Path, overrides: Sequence[str] = (), only: Sequence[str] | None = None,
              out: str | Path | None = None, progress: bool = True, *,
-             cache_dir: str | Path | None = None) -> pd.DataFrame:
+             cache_dir: str | Path | None = None, executor: str = "local",
+             executor_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """Run every (selected) variant x fold of a spec; returns the experiment's summary.
 
     Writes ``<out>/<name>/spec.yaml`` (resolved), each fold atomically, and
     ``summary.csv`` after every fold. Folds already finished are skipped.
+    ``executor`` names an entry of :data:`EXECUTORS` (``local`` or ``ray``), given
+    ``executor_options`` (Ray: ``address``, ``cpus_per_task``, ``gpus_per_task``...).
+    When some tasks fail (Ray executor), the summary of what finished is written and
+    :class:`RunFailures` is raised, naming each failed (variant, fold).
     """
+    run = executor_for(executor)
     base = resolve(load_spec(spec_path), overrides)
     specs = variant_specs(base, only)
     for spec in specs:
@@ -493,15 +666,12 @@ def run_spec(spec_path: str | Path, overrides: Sequence[str] = (), only: Sequenc
     if removed:
         log.info("removed %d unfinished fold folder(s) from an interrupted run", removed)
     results.write_spec(exp_dir, base)
-    for spec in specs:
-        started = time.perf_counter()
-        written = runner_for(spec["branch"])(spec, exp_dir, cache_dir=cache_dir, progress=progress)
-        if written:
-            log.info("variant %s: %d fold(s) in %.1f s", spec["variant"]["name"], len(written),
-                     time.perf_counter() - started)
+    failures = run(specs, exp_dir, cache_dir=cache_dir, progress=progress, **(executor_options or {}))
     summary = results.write_summary(exp_dir)
     if only:
         picked = summary.loc[summary["variant"].isin(list(only))].reset_index(drop=True)
         # a fusion spec's variants (protocols) write rows named audio, video, fusion_*...
         summary = picked if len(picked) or "fusion" not in {s["branch"] for s in specs} else summary
+    if failures:
+        raise RunFailures(failures, summary)
     return summary

@@ -12,9 +12,18 @@ holds:
   ``detect(rgb) -> list[Box]`` can replace them.
 
 :func:`track_boxes` runs a detector on a subset of frames only, keeps one face
-(the largest, most central one, then the one that overlaps the previous box),
-interpolates and smooths between detections, and returns square boxes with a margin,
-clipped to the frame, so that crops do not jitter from frame to frame.
+(:func:`choose_face`: the largest, then the most central, then the one that overlaps
+the previous box), interpolates and smooths between detections, and returns square
+boxes with a margin, clipped to the frame, so that crops do not jitter from frame to
+frame. :func:`track_faces` also says how many faces were in view, so the product can
+tell the user whom it followed (:func:`faces_note`).
+
+The rule for several faces is the same for every finder (MTCNN, Haar, the live page):
+the largest face wins; faces whose areas are within :data:`SAME_SIZE` of the largest
+count as the same size, and among those the one nearest the frame centre wins. A
+finder that draws all its boxes bigger or smaller than another does not change the
+choice (only area ratios matter), which the old "area discounted by distance" score
+did: Haar and MTCNN could pick different people.
 
 OpenCV, TensorFlow and pandas are imported inside the functions that need them.
 """
@@ -126,6 +135,21 @@ class MtcnnDetector:
         if min(rgb.shape[:2]) < 12:  # below P-Net's receptive field: nothing to find
             return []
         found = self._load().detect_faces(rgb, box_format="xyxy", min_face_size=self.min_face_size)
+        return self._boxes(found)
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        """:meth:`detect` of several same-sized images in one pass of the networks:
+        about 2.5 times less CPU per image than one at a time (the networks' fixed cost
+        per call dominates on small frames; measured 33 vs 86 ms per 320 x 180 frame)."""
+        images = [_check_image(rgb) for rgb in images]
+        if not images:
+            return []
+        if min(images[0].shape[:2]) < 12:
+            return [[] for _ in images]
+        found = self._load().detect_faces(list(images), box_format="xyxy", min_face_size=self.min_face_size)
+        return [self._boxes(one) for one in found]
+
+    def _boxes(self, found) -> list[Box]:
         boxes = []
         for face in found or []:
             x0, y0, x1, y1 = (float(v) for v in face["box"])
@@ -209,13 +233,34 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+#: Faces whose area is at least this fraction of the largest one count as the same
+#: size (one face's box varies by up to ~20% between frames and finders); among them
+#: the most central is followed.
+SAME_SIZE: float = 0.8
+
+
+def _rank_faces(boxes: Sequence[Box], frame_size: tuple[int, int]) -> tuple[Box, str]:
+    """(the face the rule picks, ``"size"`` or ``"centre"``: what decided it)."""
+    width, height = frame_size
+    largest = max(b.area for b in boxes)
+    same = [b for b in boxes if b.area >= SAME_SIZE * largest]
+
+    def off_centre(b: Box) -> float:
+        cx, cy = b.center
+        return math.hypot(cx - width / 2.0, cy - height / 2.0)
+
+    chosen = min(same, key=lambda b: (off_centre(b), -b.area))
+    return chosen, ("centre" if len(same) > 1 else "size")
+
+
 def choose_face(boxes: Sequence[Box], frame_size: tuple[int, int], previous: Box | None = None) -> Box | None:
     """The one face to follow among several in a frame of ``frame_size = (width, height)``.
 
     With a ``previous`` box, the face overlapping it most (IoU > 0.2) wins, so the crop
-    stays on the same person; otherwise the largest face, discounted by its distance
-    from the frame centre (a face at a corner counts half as much as the same face at
-    the centre), wins. None when ``boxes`` is empty.
+    stays on the same person. Otherwise: the largest face; faces within
+    :data:`SAME_SIZE` of the largest area count as equally large, and the one whose
+    centre is nearest the frame centre wins among them. The same rule for every
+    finder. None when ``boxes`` is empty.
     """
     if not boxes:
         return None
@@ -224,15 +269,20 @@ def choose_face(boxes: Sequence[Box], frame_size: tuple[int, int], previous: Box
         best = int(np.argmax(overlaps))
         if overlaps[best] > 0.2:
             return boxes[best]
-    width, height = frame_size
-    half_diag = math.hypot(width, height) / 2.0 or 1.0
+    return _rank_faces(boxes, frame_size)[0]
 
-    def weight(b: Box) -> float:
-        cx, cy = b.center
-        off = math.hypot(cx - width / 2.0, cy - height / 2.0) / half_diag  # 0 centre .. 1 corner
-        return b.area / (1.0 + off)
 
-    return max(boxes, key=weight)
+def faces_note(n_faces: int, decided_by: str = "size") -> str:
+    """The plain sentence for several faces: ``"2 faces seen; following the larger
+    one"`` (``decided_by`` ``"size"``) or ``"... following the more central one (about
+    the same size)"`` (``"centre"``); empty for one face or none."""
+    if n_faces < 2:
+        return ""
+    two = n_faces == 2
+    if decided_by == "centre":
+        return (f"{n_faces} faces seen; following the {'more' if two else 'most'} central one "
+                "(they are about the same size)")
+    return f"{n_faces} faces seen; following the {'larger' if two else 'largest'} one"
 
 
 def _box_array(boxes: Sequence[Box | None]) -> np.ndarray:
@@ -286,20 +336,59 @@ def _smooth_runs(values: np.ndarray, valid: np.ndarray, window: int) -> np.ndarr
     return out
 
 
+def _scaled(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """``rgb`` downscaled so its longer side is at most ``max_side``, and the scale."""
+    height, width = rgb.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return rgb, 1.0
+    import cv2
+
+    scale = max_side / max(height, width)
+    return cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA), scale
+
+
+#: Images per call of a detector's ``detect_batch`` (bounds the networks' memory).
+DETECT_BATCH: int = 16
+
+
+def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: int | None) -> list[list[Box]]:
+    """:func:`detect_scaled` of every image, in batches of :data:`DETECT_BATCH`
+    same-sized images when the detector has ``detect_batch`` (MTCNN), else one by one.
+    A batch that fails is retried image by image (so one bad frame never sinks a clip)."""
+    batch = getattr(detector, "detect_batch", None)
+    if batch is None or len(images) < 2:
+        return [detect_scaled(detector, np.asarray(rgb), max_side) for rgb in images]
+    out: list[list[Box] | None] = [None] * len(images)
+    scaled = [_scaled(np.asarray(rgb), max_side) for rgb in images]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (small, _) in enumerate(scaled):
+        groups.setdefault(small.shape, []).append(i)
+    for members in groups.values():
+        for k in range(0, len(members), DETECT_BATCH):
+            chunk = members[k:k + DETECT_BATCH]
+            try:
+                found = batch([scaled[i][0] for i in chunk])
+            except (ImportError, MemoryError):
+                raise
+            except Exception as err:  # a third-party detector failing: fall back to one by one
+                log.warning("batched face detection failed (%s); detecting frame by frame", err)
+                found = [detect_scaled(detector, np.asarray(images[i]), max_side) for i in chunk]
+                for i, boxes in zip(chunk, found):
+                    out[i] = boxes
+                continue
+            for i, boxes in zip(chunk, found):
+                scale = scaled[i][1]
+                out[i] = [b.scaled(1.0 / scale) for b in boxes] if scale != 1.0 else list(boxes)
+    return [boxes or [] for boxes in out]
+
+
 def detect_scaled(detector: FaceDetector, rgb: np.ndarray, max_side: int | None) -> list[Box]:
     """Run ``detector`` on ``rgb`` downscaled so its longer side is at most ``max_side``
     (speed), returning boxes in ``rgb``'s own pixels. A detector error on a frame is
     logged and counts as no face, so one bad frame never sinks a clip (a missing
     package still raises)."""
-    height, width = rgb.shape[:2]
-    scale = 1.0
-    small = rgb
-    if max_side and max(height, width) > max_side:
-        import cv2
-
-        scale = max_side / max(height, width)
-        small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
+    small, scale = _scaled(rgb, max_side)
     try:
         found = detector.detect(small)
     except (ImportError, MemoryError):  # a broken install is not "no face": say so
@@ -310,11 +399,45 @@ def detect_scaled(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
     return [b.scaled(1.0 / scale) for b in found] if scale != 1.0 else list(found)
 
 
+@dataclass
+class FaceTrack:
+    """What :func:`track_faces` found: ``boxes`` one square box (or None) per frame;
+    ``counts`` the number of faces the finder returned on each frame it ran on;
+    ``faces_seen`` how many people were in view (the median count over those frames
+    that had a face, rounded up, so one spurious hit does not add a person);
+    ``decided_by`` ``"size"`` or ``"centre"``: what picked the followed face."""
+
+    boxes: list[Box | None]
+    counts: list[int]
+    faces_seen: int
+    decided_by: str = "size"
+
+    @property
+    def note(self) -> str:
+        """``"2 faces seen; following the larger one"``, or "" for one face."""
+        return faces_note(self.faces_seen, self.decided_by)
+
+
 def track_boxes(frames: np.ndarray | Sequence[np.ndarray], detector: FaceDetector, *, every: int = 3,
                 margin: float = 0.15, detect_side: int | None = 320, max_gap: int | None = None,
                 window: int = 3) -> list[Box | None]:
+    """One stable square face box per frame: :func:`track_faces` ``.boxes``."""
+    return track_faces(frames, detector, every=every, margin=margin, detect_side=detect_side,
+                       max_gap=max_gap, window=window).boxes
+
+
+def track_keys(n: int, every: int) -> list[int]:
+    """The frames of an ``n``-frame sample the detector runs on: every ``every``-th and
+    the last."""
+    every = max(1, int(every))
+    return sorted(set(range(0, n, every)) | {n - 1}) if n > 0 else []
+
+
+def track_faces(frames: np.ndarray | Sequence[np.ndarray], detector: FaceDetector, *, every: int = 3,
+                margin: float = 0.15, detect_side: int | None = 320, max_gap: int | None = None,
+                window: int = 3) -> FaceTrack:
     """One stable square face box per frame, running ``detector`` on every ``every``-th
-    frame only (and the last).
+    frame only (and the last), and how many faces were in view.
 
     ``frames``: (n, H, W, 3) uint8 RGB. Detection runs on frames downscaled to
     ``detect_side`` pixels (longer side); boxes come back in ``frames`` pixels. Among
@@ -322,24 +445,55 @@ def track_boxes(frames: np.ndarray | Sequence[np.ndarray], detector: FaceDetecto
     followed by overlap afterwards (:func:`choose_face`); detections are interpolated
     and smoothed (:func:`fill_and_smooth`, ``max_gap`` defaults to ``every``), then
     squared with ``margin`` and kept inside the frame (:func:`square_box`). Frames with
-    no detection within ``max_gap`` frames get None.
+    no detection within ``max_gap`` frames get None. The same as
+    :func:`track_from_detections` of :func:`detect_many` on :func:`track_keys`.
     """
     n = len(frames)
     if n == 0:
-        return []
-    every = max(1, int(every))
-    keys = sorted(set(range(0, n, every)) | {n - 1})
+        return FaceTrack([], [], 0)
+    keys = track_keys(n, every)
+    found = detect_many(detector, [np.asarray(frames[i]) for i in keys], detect_side)
     height, width = np.asarray(frames[0]).shape[:2]
+    return track_from_detections(keys, found, n, (width, height), every=every, margin=margin,
+                                 max_gap=max_gap, window=window)
+
+
+def track_from_detections(keys: Sequence[int], found: Sequence[Sequence[Box]], n: int,
+                          frame_size: tuple[int, int], *, every: int = 3, margin: float = 0.15,
+                          max_gap: int | None = None, window: int = 3) -> FaceTrack:
+    """The tracking half of :func:`track_faces`: ``found[k]`` the boxes the detector
+    returned on frame ``keys[k]`` of ``n`` frames of ``frame_size = (width, height)``.
+    Lets a caller detect on the key frames of many samples in one batch."""
+    width, height = frame_size
     chosen: list[Box | None] = []
+    counts: list[int] = []
     previous: Box | None = None
-    for i in keys:
-        face = choose_face(detect_scaled(detector, np.asarray(frames[i]), detect_side), (width, height), previous)
+    decided_by = "size"
+    for boxes in found:
+        boxes = list(boxes)
+        counts.append(len(boxes))
+        if previous is None and boxes:
+            decided_by = _rank_faces(boxes, (width, height))[1]
+        face = choose_face(boxes, (width, height), previous)
         chosen.append(face)
         if face is not None:
             previous = face
-    gap = every if max_gap is None else max_gap
-    tracked = fill_and_smooth(np.array(keys), chosen, n, max_gap=gap, window=window)
-    return [None if b is None else square_box(b, margin, (width, height)) for b in tracked]
+    gap = max(1, int(every)) if max_gap is None else max_gap
+    tracked = fill_and_smooth(np.array(list(keys)), chosen, n, max_gap=gap, window=window)
+    with_face = [c for c in counts if c > 0]
+    seen = int(math.ceil(float(np.median(with_face)))) if with_face else 0
+    return FaceTrack([None if b is None else square_box(b, margin, (width, height)) for b in tracked],
+                     counts, seen, decided_by)
+
+
+def face_box(rgb: np.ndarray, detector: FaceDetector, margin: float = 0.15,
+             detect_side: int | None = 320) -> Box | None:
+    """The one face to follow in a single frame, framed as every crop here is framed
+    (:func:`choose_face`, then :func:`square_box` with ``margin``), or None. The Live
+    page's per-frame face: the same finder, rule and geometry as a clip's."""
+    height, width = rgb.shape[:2]
+    face = choose_face(detect_scaled(detector, rgb, detect_side), (width, height))
+    return None if face is None else square_box(face, margin, (width, height))
 
 
 # --------------------------------------------------------------------------- landmarks

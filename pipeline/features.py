@@ -30,12 +30,12 @@ from pipeline.preprocessing import Preprocessing
 log = logging.getLogger(__name__)
 
 AUDIO_KINDS: tuple[str, ...] = ("mfcc_mean", "mfcc_stats", "mfcc_matrix", "logmel", "egemaps", "compare")
-VIDEO_KINDS: tuple[str, ...] = ("frames", "frames_full")
+VIDEO_KINDS: tuple[str, ...] = ("frames", "frames_full", "faces")
 #: Parameters each family of kinds depends on (the cache key's params digest).
 AUDIO_FIELDS: tuple[str, ...] = ("sample_rate", "offset", "duration", "n_mfcc", "n_mels", "n_fft", "hop_length")
-VIDEO_FIELDS: tuple[str, ...] = ("n_frames", "crop_size", "crop_margin")
+VIDEO_FIELDS: tuple[str, ...] = ("n_frames", "crop_size", "crop_margin", "color")
 #: Bump when feature code changes meaning, to retire old cache entries.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: DC offset and sub-audio drift removed, cancelling downmix falls back (issue 11)
 #: Stacks larger than this (bytes) are returned as a read-only memory map on disk.
 MEMMAP_BYTES = 256 * 2**20
 HASH_INDEX = "content-hashes.json"
@@ -107,6 +107,8 @@ def params_digest(kind: str, params: Preprocessing, detector: str | None = None)
         from pipeline.audio import TRIM_TOP_DB
 
         data["trim_top_db"] = TRIM_TOP_DB  # openSMILE kinds see the trimmed clip
+        if params.speech_span != "trim":  # (keeps the digests of existing caches unchanged)
+            data["speech_span"] = params.speech_span
     if modality_of(kind) == "video":
         data["detector"] = detector or ""
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
@@ -150,7 +152,9 @@ def compute(kind: str, params: Preprocessing, source: str, *, landmarks: str = "
 
     Audio: float32 from ``audio.featurize(media.load_audio(source, sr), params, kind)``
     (after ``audio.augment`` when named, with ``np.random.default_rng(seed)``). Video:
-    uint8 ``(n_frames, crop, crop, 3)`` from ``video.featurize``.
+    uint8 ``(n_frames, crop, crop, 3)`` from ``video.featurize``; ``faces``: the per-frame
+    model's input ``(n_frames, crop, crop, channels)`` from ``video.face_crops`` (one
+    frame for a still image).
     """
     if modality_of(kind) == "audio":
         from pipeline import audio, media
@@ -163,6 +167,9 @@ def compute(kind: str, params: Preprocessing, source: str, *, landmarks: str = "
         raise ValueError("augmentations apply to audio features only")
     from pipeline import video
 
+    if kind == "faces":
+        return video.face_crops(source, params, landmarks_path=landmarks or None,
+                                detector=_detector(detector) if detector else None)
     frames = video.featurize(source, params, landmarks_path=landmarks or None,
                              detector=_detector(detector) if detector else None,
                              full_frame=kind == "frames_full")
@@ -232,7 +239,7 @@ def _sources(manifest: pd.DataFrame, kind: str) -> tuple[list[str], list[str]]:
         videos = manifest["video_path"].fillna("").astype(str).tolist()
         sources = [s or v for s, v in zip(sources, videos)]
     landmarks = (manifest["landmarks_path"].fillna("").astype(str).tolist()
-                 if modality == "video" and kind == "frames" else [""] * len(manifest))
+                 if modality == "video" and kind in ("frames", "faces") else [""] * len(manifest))
     return sources, landmarks
 
 

@@ -21,10 +21,59 @@ def bundles_dir() -> Path:
     return Path(os.environ.get("AVE_BUNDLES", "bundles"))
 
 
+#: Name of the shipped bundle trained on real people (committed under ``bundles/``).
+REAL_BUNDLE = "real"
+#: Name of the synthetic method-demo bundle that ``make demo`` exports.
+DEMO_BUNDLE = "demo"
+
+
+def shipped_bundle() -> Path:
+    """The repository's committed ``bundles/real`` (beside the package, so it is found
+    whatever the working directory)."""
+    return Path(__file__).resolve().parent.parent / "bundles" / REAL_BUNDLE
+
+
 def default_bundle() -> Path:
-    """The bundle ``predict`` and the dashboard use when none is named
-    (``AVE_BUNDLE``, default ``./bundles/demo``)."""
-    return Path(os.environ.get("AVE_BUNDLE", str(bundles_dir() / "demo")))
+    """The bundle ``predict``, Analyze and Live use when none is named.
+
+    ``AVE_BUNDLE`` when set; else the real bundle (``<bundles>/real``, else the
+    repository's committed one); else the synthetic demo bundle ``<bundles>/demo``.
+    """
+    if os.environ.get("AVE_BUNDLE"):
+        return Path(os.environ["AVE_BUNDLE"])
+    for candidate in (bundles_dir() / REAL_BUNDLE, shipped_bundle()):
+        if (candidate / "bundle.json").is_file():
+            return candidate
+    return bundles_dir() / DEMO_BUNDLE
+
+
+#: How each known bundle is named to people (sidebar, answers, CLI).
+BUNDLE_LABELS: dict[str, str] = {
+    REAL_BUNDLE: "real (trained on real people: RAVDESS voices, FER2013 faces)",
+    DEMO_BUNDLE: "demo (synthetic: shows the method, not real people)",
+}
+
+
+def bundle_choices() -> dict[str, Path]:
+    """Bundles a person can pick, label -> folder: the real one first, then the demo,
+    each only when its ``bundle.json`` exists."""
+    found: dict[str, Path] = {}
+    real = next((c for c in (bundles_dir() / REAL_BUNDLE, shipped_bundle()) if (c / "bundle.json").is_file()), None)
+    if real is not None:
+        found[BUNDLE_LABELS[REAL_BUNDLE]] = real
+    if (demo_bundle() / "bundle.json").is_file():
+        found[BUNDLE_LABELS[DEMO_BUNDLE]] = demo_bundle()
+    return found
+
+
+def bundle_label(path: str | os.PathLike[str]) -> str:
+    """A person's name for a bundle folder: the known labels, else the folder name."""
+    return BUNDLE_LABELS.get(Path(path).name, Path(path).name)
+
+
+def demo_bundle() -> Path:
+    """Where ``make demo`` exports the synthetic method demo (``<bundles>/demo``)."""
+    return bundles_dir() / DEMO_BUNDLE
 
 
 def data_dir() -> Path:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipeline.labels import label_set
 
 
@@ -22,7 +24,13 @@ class Preprocessing:
     ``offset`` s into the clip and lasts ``duration`` s (shorter clips are zero-padded).
     MFCC/log-mel use ``n_fft``/``hop_length`` samples. Video: ``n_frames`` frames are
     sampled evenly and the face crop is resized to ``crop_size`` square pixels, with
-    ``crop_margin`` (fraction of the landmark box) added on each side.
+    ``crop_margin`` (fraction of the landmark box) added on each side; ``color`` is
+    ``rgb`` (3 channels) or ``gray`` (1 channel, ITU-R BT.601 luma as OpenCV computes
+    it: the per-frame face model, like FER2013, sees greyscale). ``speech_span``: what
+    openSMILE functionals summarise: ``trim`` (leading/trailing quiet cut) or ``vad``
+    (only what Silero VAD marks as speech). ``voice_activity``: how serving decides
+    whether, and how much, a person speaks: ``energy`` (loud stretches; a level check
+    for silence) or ``vad`` (Silero VAD: no speech -> the audio branch abstains).
     """
 
     sample_rate: int = 22050
@@ -35,6 +43,9 @@ class Preprocessing:
     n_frames: int = 30
     crop_size: int = 64
     crop_margin: float = 0.15
+    color: str = "rgb"
+    speech_span: str = "trim"
+    voice_activity: str = "energy"
     labels: str = "six"
 
     def __post_init__(self) -> None:
@@ -43,11 +54,22 @@ class Preprocessing:
             raise ValueError("sample_rate and duration must be positive, offset >= 0")
         if self.n_frames < 1 or self.crop_size < 8:
             raise ValueError("n_frames must be >= 1 and crop_size >= 8")
+        if self.voice_activity not in ("energy", "vad"):
+            raise ValueError(f"voice_activity must be 'energy' or 'vad', not {self.voice_activity!r}")
+        if self.speech_span not in ("trim", "vad"):
+            raise ValueError(f"speech_span must be 'trim' or 'vad', not {self.speech_span!r}")
+        if self.color not in ("rgb", "gray"):
+            raise ValueError(f"color must be 'rgb' or 'gray', not {self.color!r}")
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Emotion names in class-index order."""
         return label_set(self.labels)
+
+    @property
+    def channels(self) -> int:
+        """Colour channels of a face crop as the video model sees it (1 or 3)."""
+        return 1 if self.color == "gray" else 3
 
     @property
     def window_samples(self) -> int:
@@ -68,3 +90,9 @@ class Preprocessing:
         data = self.to_dict()
         chosen = {k: data[k] for k in (fields or sorted(data))}
         return hashlib.sha1(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_input(x: np.ndarray) -> np.ndarray:
+    """What a model is fed, in training and in serving alike: float32, values unchanged
+    (uint8 frames stay 0..255; the video models' first layer is ``Rescaling(1/255)``)."""
+    return np.asarray(x).astype(np.float32, copy=False)

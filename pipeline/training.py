@@ -17,17 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.preprocessing import model_input  # noqa: F401 (the one conversion; serving uses it too)
+
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 DEFAULT_TRAINING: dict[str, Any] = {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42,
                                      "early_stopping": True}
-
-
-def model_input(x: np.ndarray) -> np.ndarray:
-    """What a model is fed: float32, values unchanged (uint8 frames stay 0..255; the
-    video models' first layer is ``Rescaling(1/255)``)."""
-    return np.asarray(x).astype(np.float32, copy=False)
 
 
 def framework_of(model_name: str) -> str:
@@ -197,6 +193,22 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
     n_classes = int(n_classes or len(label_set(spec.get("labels", "six"))))
     if len(X_train) == 0:
         raise ValueError("the training side is empty")
+    if per_frame(name, X_train):
+        # a per-frame face model on clips: every frame is a training row with its clip's
+        # label; a test clip's answer pools its frames (pipeline.video.pool_frames)
+        frames = X_train.shape[1]
+        if framework_of(name) == "keras":
+            model, history = fit_keras(name, params, training, n_classes, _frames_of(X_train),
+                                       np.repeat(y_train, frames), _frames_of(X_val),
+                                       np.repeat(y_val, X_val.shape[1] if len(X_val) else 0), progress=progress)
+        else:
+            X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
+            y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
+            if "random_state" not in params and "seed" in training and _accepts(name, "random_state"):
+                params["random_state"] = int(training["seed"])
+            model = fit_sklearn_frames(name, params, n_classes, _frames_of(X_fit), np.repeat(y_fit, frames))
+            history = pd.DataFrame()
+        return pool_clips(predict_proba(model, _frames_of(X_test), n_classes=n_classes), len(X_test)), history, model
     if framework_of(name) == "keras":
         model, history = fit_keras(name, params, training, n_classes, X_train, y_train,
                                    X_val, y_val, progress=progress)
@@ -208,6 +220,40 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
         model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit), pd.DataFrame()
     probs = predict_proba(model, X_test, n_classes=n_classes)
     return probs, history, model
+
+
+def fit_sklearn_frames(model_name: str, params: dict[str, Any], n_classes: int, X: np.ndarray,
+                        y: np.ndarray) -> Any:
+    """Build and fit a registered scikit-learn per-frame model on (n, size, size, ch) frames."""
+    import models
+
+    model = models.build(model_name, tuple(X.shape[1:]), n_classes, **params)
+    model.fit(model_input(X).reshape(len(X), -1), y)
+    return model
+
+
+def per_frame(model_name: str, X: np.ndarray) -> bool:
+    """True for a per-frame face model (input kind ``faces``) fed whole clips
+    ``(n_clips, n_frames, size, size, channels)``."""
+    import models
+
+    return models.spec(model_name).input_kind == "faces" and np.asarray(X).ndim == 5
+
+
+def _frames_of(X: np.ndarray) -> np.ndarray:
+    """(n_clips, n_frames, ...) -> (n_clips * n_frames, ...), clip-major."""
+    X = np.asarray(X)
+    return X.reshape((-1, *X.shape[2:])) if X.ndim == 5 else X
+
+
+def pool_clips(frame_proba: np.ndarray, n_clips: int) -> np.ndarray:
+    """(n_clips * n_frames, C) per-frame probabilities -> (n_clips, C) clip probabilities,
+    pooled with :func:`pipeline.video.pool_frames` (mean of log-probabilities)."""
+    from pipeline.video import pool_frames
+
+    frame_proba = np.asarray(frame_proba)
+    per_clip = frame_proba.reshape(n_clips, -1, frame_proba.shape[-1])
+    return np.stack([pool_frames(p) for p in per_clip])
 
 
 def save_model(model: Any, folder: str | Path) -> Path:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import bundle as bundle_mod, results
+from pipeline import bundle as bundle_mod, export as export_mod, results
 from pipeline.fusion import LateFusion
 from pipeline.preprocessing import Preprocessing
 
@@ -67,7 +67,7 @@ def run_store(tmp_path: Path) -> Path:
 
 
 def test_export_picks_lowest_validation_loss_and_reports_measured_metrics(run_store, tmp_path):
-    out = bundle_mod.export_bundle(run_store / "audio", run_store / "video", run_store / "fusion_lr",
+    out = export_mod.export_bundle(run_store / "audio", run_store / "video", run_store / "fusion_lr",
                                    out=tmp_path / "bundles" / "demo", name="demo")
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["name"] == "demo" and meta["classes"] == list(CLASSES)
@@ -98,15 +98,15 @@ def fusion_norm(p: np.ndarray) -> np.ndarray:
 
 def test_export_errors_are_one_line(tmp_path, run_store):
     with pytest.raises(bundle_mod.BundleError, match="at least"):
-        bundle_mod.export_bundle(None, None)
+        export_mod.export_bundle(None, None)
     with pytest.raises(bundle_mod.BundleError, match="not found"):
-        bundle_mod.export_bundle(tmp_path / "nope", None)
+        export_mod.export_bundle(tmp_path / "nope", None)
     with pytest.raises(bundle_mod.BundleError, match="both"):
-        bundle_mod.export_bundle(run_store / "audio", None, run_store / "fusion_lr", out=tmp_path / "b")
+        export_mod.export_bundle(run_store / "audio", None, run_store / "fusion_lr", out=tmp_path / "b")
     empty = tmp_path / "runs" / "x" / "empty"
     empty.mkdir(parents=True)
     with pytest.raises(bundle_mod.BundleError, match="no finished fold"):
-        bundle_mod.export_bundle(empty, None)
+        export_mod.export_bundle(empty, None)
 
 
 def test_load_errors(tmp_path):

@@ -104,6 +104,6 @@ def test_index_real_ravdess_speech(shared_data, tmp_path):
     result = _run("index", "--corpus", "ravdess", "--root", str(shared_data / "ravdess-speech"),
                   "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "360 clips over 6 actors and 8 emotions" in result.stdout
+    assert "960 clips over 16 actors and 8 emotions" in result.stdout
     frame = pd.read_csv(out, dtype=str, keep_default_na=False)
-    assert len(frame) == 360 and frame["actor"].nunique() == 6 and frame["emotion"].nunique() == 8
+    assert len(frame) == 960 and frame["actor"].nunique() == 16 and frame["emotion"].nunique() == 8

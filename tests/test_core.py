@@ -20,7 +20,8 @@ def test_label_sets_are_subsets_in_fixed_order():
         assert len(set(emotions)) == len(emotions)
     assert labels.ravdess_emotion_code("fearful") == "06"
     with pytest.raises(ValueError, match="unknown label set"):
-        labels.label_set("seven")
+        labels.label_set("seventeen")
+    assert labels.label_set("seven") == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 
 def test_preprocessing_roundtrip_and_validation():

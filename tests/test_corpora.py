@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.corpora import manifest, ravdess, savee, scan
+from pipeline.corpora import images, manifest, ravdess, savee, scan, tess
 from pipeline.corpora.ravdess import InvalidName, parse_name
 from pipeline.corpora.report import describe
-from pipeline.labels import RAVDESS_EMOTION_CODES
+from pipeline.labels import RAVDESS_EMOTION_CODES, SAVEE_EMOTION_CODES, label_set, map_emotion
 
 # any two-digit field, biased towards the real codes so both branches get exercised
 two = st.one_of(st.sampled_from(["01", "02", "03", "08", "24"]),
@@ -231,3 +231,208 @@ def test_savee_root_can_be_a_speaker_folder(tmp_path):
     _touch(tmp_path / "DC" / "f05.wav")
     frame, _ = savee.scan(tmp_path / "DC")
     assert frame["clip_id"].tolist() == ["savee:DC:f05"]
+
+
+# ------------------------------------------------------------------------------ RAVDESS flac
+def _write_flac(path: Path, seconds: float = 0.05, sr: int = 16_000) -> Path:
+    """A tiny real FLAC file (a quiet tone) written with soundfile."""
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 220 * t)).astype("float32"), sr, format="FLAC")
+    return path
+
+
+def test_ravdess_indexes_flac_beside_wav_and_mp4(tmp_path):
+    import soundfile as sf
+
+    wav = _touch(tmp_path / "Actor_01" / "03-01-05-02-01-01-01.wav")
+    flac = _write_flac(tmp_path / "Actor_07" / "03-01-04-01-02-02-07.flac")
+    upper = _write_flac(tmp_path / "Actor_08" / "03-01-02-01-01-01-08.FLAC")
+    av = _touch(tmp_path / "Actor_07" / "01-01-04-01-02-02-07.mp4")
+    dup = _write_flac(tmp_path / "Actor_01" / "03-01-05-02-01-01-01.flac")  # wav and flac of one take
+    wrong = _write_flac(tmp_path / "Actor_07" / "01-01-03-01-02-02-07.flac")  # flac is audio-only (03)
+    frame, summary = ravdess.scan(tmp_path)
+    rows = frame.set_index("clip_id")
+    assert rows.loc["ravdess:01-04-01-02-02-07", "audio_path"] == str(flac)
+    assert rows.loc["ravdess:01-04-01-02-02-07", "video_path"] == str(av)
+    assert rows.loc["ravdess:01-02-01-01-01-08", "emotion"] == "calm"
+    assert rows.loc["ravdess:01-02-01-01-01-08", "audio_path"] == str(upper)
+    assert rows.loc["ravdess:01-05-02-01-01-01", "audio_path"] in (str(wav), str(dup))
+    assert summary.skipped == {ravdess.DUPLICATE: 1, ravdess.MODALITY_MISMATCH: 1}
+    assert str(wrong) in summary.examples[ravdess.MODALITY_MISMATCH]
+    assert sf.info(str(flac)).format == "FLAC"
+
+
+def test_shared_ravdess_speech_has_960_clips_over_16_actors(shared_data):
+    frame, summary = scan("ravdess", shared_data / "ravdess-speech")
+    assert len(frame) == 960 and frame["actor"].nunique() == 16 and summary.n_skipped == 0
+    assert frame["audio_path"].str.endswith(".flac").sum() == 600  # actors 07-16
+    assert frame.groupby("actor").size().eq(60).all()
+
+
+# ------------------------------------------------------------------------------ TESS
+@pytest.mark.parametrize("name, expected", [
+    ("OAF_back_angry.wav", ("OAF", "back", "angry")),
+    ("YAF_youth_ps.wav", ("YAF", "youth", "surprised")),
+    ("OAF_bath_pleasant_surprise.wav", ("OAF", "bath", "surprised")),
+    ("YAF_bar_pleasant_surprised.wav", ("YAF", "bar", "surprised")),
+    ("oaf_Fall_FEAR.WAV", ("OAF", "fall", "fearful")),
+    ("YAF__date_disgust.wav", ("YAF", "date", "disgust")),
+    ("YAF_dog_neutral", ("YAF", "dog", "neutral")),
+    ("OAF_chain_happy.flac", ("OAF", "chain", "happy")),
+    ("OAF_  chair_sad.wav", ("OAF", "chair", "sad")),
+])
+def test_tess_names(name, expected):
+    assert tess.parse_name(name) == expected
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("OAF_back.wav", tess.BAD_NAME),
+    ("angry.wav", tess.BAD_NAME),
+    ("OAF_b4ck_angry.wav", tess.BAD_NAME),
+    ("MAF_back_angry.wav", tess.UNKNOWN_SPEAKER),
+    ("OAF_back_calm.wav", tess.UNKNOWN_EMOTION),
+    ("OAF_back_surprise_angry.wav", tess.UNKNOWN_EMOTION),
+])
+def test_tess_bad_names(name, reason):
+    with pytest.raises(InvalidName) as err:
+        tess.parse_name(name)
+    assert err.value.reason == reason
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=40))
+def test_tess_arbitrary_text_never_crashes(text):
+    try:
+        speaker, word, emotion = tess.parse_name(text)
+    except InvalidName as err:
+        assert err.reason in (tess.BAD_NAME, tess.UNKNOWN_SPEAKER, tess.UNKNOWN_EMOTION)
+    else:
+        assert speaker in tess.SPEAKERS and emotion in set(tess.EMOTION_TOKENS.values())
+
+
+def test_tess_scan_identifies_clips_by_file_name_in_any_layout(tmp_path):
+    root = tmp_path / "TESS Toronto emotional speech set data"
+    good = {
+        "tess:OAF:back:angry": _touch(root / "OAF_angry" / "OAF_back_angry.wav"),
+        "tess:OAF:bath:surprised": _touch(root / "OAF_Pleasant_surprise" / "OAF_bath_pleasant_surprise.wav"),
+        "tess:YAF:youth:surprised": _touch(root / "YAF_pleasant_surprised" / "YAF_youth_ps.wav"),
+        "tess:YAF:date:fearful": _touch(root / "yaf_FEAR" / "YAF__date_fear.WAV"),
+        "tess:YAF:dog:neutral": _touch(root / "YAF_neutral" / "YAF_dog_neutral.wav"),
+        "tess:OAF:fall:sad": _touch(tmp_path / "flat" / "oaf_fall_Sad.wav"),
+        "tess:OAF:chain:disgust": _touch(root / "OAF_disgust" / "OAF_chain_disgust.flac", b"fLaC...."),
+        "tess:YAF:bar:happy": _touch(root / "YAF_happy" / "YAF_bar_happy.wav"),
+    }
+    junk = {
+        tess.EXTENSION: [root / "README.txt", root / "OAF_angry" / "OAF_back_angry.mp3",
+                         root / "OAF_angry" / "Thumbs.db"],
+        tess.HIDDEN: [root / "OAF_angry" / "._OAF_back_angry.wav", root / ".DS_Store"],
+        tess.BAD_NAME: [root / "OAF_angry" / "OAF_angry.wav", root / "misc" / "noise.wav"],
+        tess.UNKNOWN_SPEAKER: [root / "MAF_back_angry.wav"],
+        tess.UNKNOWN_EMOTION: [root / "OAF_calm" / "OAF_back_calm.wav",
+                               root / "YAF_boredom" / "YAF_bar_bored.wav"],
+        # the same clip spelt pleasant_surprise / ps (first in path order wins), and a
+        # second unpacked copy
+        tess.DUPLICATE: [root / "OAF_Pleasant_surprise" / "OAF_bath_ps.wav",
+                         tmp_path / "zz_copy" / "OAF_back_angry.wav"],
+    }
+    for paths in junk.values():
+        for path in paths:
+            _touch(path)
+    _touch(root / "YAF_sad" / "YAF_bean_sad.wav", b"")  # empty
+    _touch(tmp_path / ".cache" / "OAF_hole_sad.wav")  # hidden folder: not walked
+    frame, summary = scan("tess", tmp_path)
+    expected = {reason: len(paths) for reason, paths in junk.items()}
+    expected[tess.EMPTY] = 1
+    assert summary.skipped == expected
+    assert summary.n_files_seen == len(good) + sum(expected.values())
+    rows = frame.set_index("clip_id")
+    assert set(rows.index) == set(good)
+    for cid, path in good.items():
+        assert rows.loc[cid, "audio_path"] == str(path)
+    assert set(frame["corpus"]) == {"tess"} and set(frame["gender"]) == {"female"}
+    assert set(frame["actor"]) == {"OAF", "YAF"} and set(frame["video_path"]) == {""}
+    assert rows.loc["tess:YAF:date:fearful", "statement"] == "date"
+    assert rows.loc["tess:YAF:date:fearful", "emotion"] == "fearful"
+    assert summary.modalities == {"audio": 8, "video": 0, "landmarks": 0}
+    assert "8 clips over 2 actors and 7 emotions" in describe(frame, summary, "tess", tmp_path)
+    again, _ = tess.scan(tmp_path)
+    assert again.equals(frame)  # deterministic
+
+
+def test_tess_full_layout_gives_2800_clips(tmp_path):
+    words = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(200)]
+    folders = {"angry": "angry", "disgust": "Disgust", "fear": "Fear", "happy": "happy",
+               "neutral": "Neutral", "ps": "Pleasant_surprise", "sad": "Sad"}
+    for speaker in ("OAF", "YAF"):
+        for token, folder in folders.items():
+            for word in words:
+                _touch(tmp_path / f"{speaker}_{folder}" / f"{speaker}_{word}_{token}.wav", b"x")
+    frame, summary = tess.scan(tmp_path)
+    assert len(frame) == 2800 and summary.n_skipped == 0
+    assert frame.groupby(["actor", "emotion"]).size().eq(200).all()
+
+
+# ------------------------------------------------------------------------------ label set seven
+SEVEN = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+def test_seven_is_the_shared_basic_emotions():
+    assert label_set("seven") == SEVEN
+
+
+def test_seven_mapping_of_ravdess_codes_including_calm():
+    drop = {code: map_emotion(RAVDESS_EMOTION_CODES[code], "seven") for code in RAVDESS_EMOTION_CODES}
+    assert drop == {"01": "neutral", "02": None, "03": "happy", "04": "sad", "05": "angry",
+                    "06": "fearful", "07": "disgust", "08": "surprised"}
+    fold = {code: map_emotion(RAVDESS_EMOTION_CODES[code], "seven", calm="neutral")
+            for code in RAVDESS_EMOTION_CODES}
+    assert fold == {**drop, "02": "neutral"}
+    # a set that names calm keeps it whatever the policy
+    assert map_emotion("calm", "eight", calm="neutral") == "calm"
+    assert map_emotion("calm", "six") == "calm"
+    # folding needs a neutral class to fold into
+    assert map_emotion("calm", "five_no_neutral") == "calm"
+    assert map_emotion("calm", "savee5", calm="neutral") == "neutral"
+
+
+def test_seven_mapping_of_savee_codes():
+    mapped = {code: map_emotion(SAVEE_EMOTION_CODES[code], "seven") for code in SAVEE_EMOTION_CODES}
+    assert mapped == {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy",
+                      "n": "neutral", "sa": "sad", "su": "surprised"}
+
+
+def test_seven_mapping_of_tess_tokens():
+    mapped = {token: map_emotion(emotion, "seven") for token, emotion in tess.EMOTION_TOKENS.items()}
+    assert mapped == {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
+                      "neutral": "neutral", "sad": "sad", "ps": "surprised",
+                      "pleasant_surprise": "surprised", "pleasant_surprised": "surprised"}
+
+
+def test_seven_mapping_of_image_folders():
+    mapped = {folder: map_emotion(emotion, "seven") for folder, emotion in images.FOLDER_EMOTIONS.items()}
+    assert mapped == {
+        "angry": "angry", "anger": "angry", "disgust": "disgust", "disgusted": "disgust",
+        "fear": "fearful", "fearful": "fearful", "happy": "happy", "happiness": "happy",
+        "neutral": "neutral", "sad": "sad", "sadness": "sad", "surprise": "surprised",
+        "surprised": "surprised", "calm": None, "contempt": None,
+    }
+
+
+def test_every_corpus_covers_all_seven_classes():
+    for emotions in (RAVDESS_EMOTION_CODES.values(), SAVEE_EMOTION_CODES.values(),
+                     tess.EMOTION_TOKENS.values(), images.FOLDER_EMOTIONS.values()):
+        assert {map_emotion(e, "seven") for e in emotions} - {None} == set(SEVEN)
+
+
+def test_map_emotion_edges():
+    assert map_emotion(" Happy ", "seven") == "happy"
+    assert map_emotion("disgust", "six") is None and map_emotion("surprised", "four") is None
+    assert map_emotion("boredom", "seven") is None
+    with pytest.raises(ValueError, match="label set"):
+        map_emotion("happy", "nine")
+    with pytest.raises(ValueError, match="calm"):
+        map_emotion("calm", "seven", calm="keep")

@@ -68,7 +68,7 @@ def test_bad_override_is_a_clear_error(override: str, message: str) -> None:
 
 @pytest.mark.parametrize("override, message", [
     ("model.name=resnet", "unknown model 'resnet'"),
-    ("labels=seven", "unknown labels"),
+    ("labels=seventeen", "unknown labels"),
     ("corpus.name=iemocap", "unknown corpus.name"),
     ("protocol.kind=loso", "unknown protocol.kind"),
     ("features.kind=frames", "not a audio feature"),

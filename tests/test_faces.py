@@ -53,8 +53,13 @@ def test_choose_face_prefers_large_central_then_follows_previous() -> None:
     big_corner = Box(0, 0, 60, 60)
     big_center = Box(130, 60, 190, 120)
     assert faces.choose_face([small_center, big_center, big_corner], (320, 180)) == big_center
-    # the corner face is larger, but its distance from the centre counts against it
-    assert faces.choose_face([Box(0, 0, 64, 64), Box(135, 65, 185, 115)], (320, 180)) == Box(135, 65, 185, 115)
+    # largest first, wherever it is (the rule every finder shares) ...
+    assert faces.choose_face([Box(0, 0, 64, 64), Box(135, 65, 185, 115)], (320, 180)) == Box(0, 0, 64, 64)
+    # ... then, among faces of about the same size (within SAME_SIZE), the most central
+    assert faces.choose_face([Box(0, 0, 60, 60), Box(133, 63, 189, 119)], (320, 180)) == Box(133, 63, 189, 119)
+    # a finder drawing every box 30% bigger picks the same face
+    scaled = [Box(0, 0, 78, 78), Box(126, 56, 199, 129)]
+    assert faces.choose_face(scaled, (320, 180)) == scaled[1]
     # once following a face, overlap with it wins over size
     assert faces.choose_face([big_center, Box(2, 2, 62, 62)], (320, 180), previous=big_corner) == Box(2, 2, 62, 62)
     assert faces.choose_face([], (320, 180)) is None

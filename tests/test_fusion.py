@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import fusion
+from pipeline import fusion, fusion_runs
 
 C = 6
 
@@ -116,7 +116,7 @@ def test_cross_fit_is_out_of_fold():
         out[seen] = np.eye(C)[y[test[seen]]]
         return out
 
-    result = fusion.cross_fit(fit_predict, y, actors, n_splits=4, seed=0)
+    result = fusion_runs.cross_fit(fit_predict, y, actors, n_splits=4, seed=0)
     assert result.proba.shape == (len(y), C)
     assert len(trained_on) == 4 and (result.fold >= 0).all()
     for i in range(len(y)):
@@ -129,4 +129,4 @@ def test_cross_fit_is_out_of_fold():
 
 def test_inner_splits_need_two_groups():
     with pytest.raises(ValueError, match="two groups"):
-        fusion.inner_splits(np.zeros(5, dtype=int), ["01"] * 5)
+        fusion_runs.inner_splits(np.zeros(5, dtype=int), ["01"] * 5)

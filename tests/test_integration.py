@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import fusion, results
+from pipeline import fusion, fusion_runs, results
 
 EMOTIONS = ["neutral", "happy", "sad", "angry"]  # the "four" label set: 28 takes per actor
 CLASSES = tuple(EMOTIONS)
@@ -50,7 +50,7 @@ def world(tmp_path_factory):
         fusion={"audio": AUDIO, "video": VIDEO, "inner_folds": 2},
         variants=[{"name": "speaker", "set": {"protocol.kind": "speaker"}}])))
     inner_calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    real_cross_fit = fusion.cross_fit
+    real_cross_fit = fusion_runs.cross_fit
 
     def recording_cross_fit(fit_predict, y, groups, **kw):
         def spy(train, test):
@@ -59,7 +59,7 @@ def world(tmp_path_factory):
         return real_cross_fit(spy, y, groups, **kw)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(fusion, "cross_fit", recording_cross_fit)
+    mp.setattr(fusion_runs, "cross_fit", recording_cross_fit)
     try:
         summary = run_spec(fusion_spec, out=runs, progress=False, cache_dir=cache)
     finally:
@@ -75,7 +75,7 @@ def test_summary_has_every_branch_method_and_rule(world):
     assert (summary["protocol"] == "speaker").all() and (summary["n_folds"] == 3).all()
     assert summary[["accuracy_mean", "uar_mean"]].notna().all().all()
     assert (summary.loc[summary["variant"] == "audio", "accuracy_mean"] > 0.4).all()  # chance is 0.25
-    table = pd.read_csv(world["exp"] / fusion.TABLE_FILE)
+    table = pd.read_csv(world["exp"] / fusion_runs.TABLE_FILE)
     assert len(table) == 3 and {"fold", "knn_k", "audio", "video", "fusion_mlp", "rule_weighted"} <= set(table.columns)
 
 
@@ -93,7 +93,7 @@ def test_fusion_inputs_are_out_of_fold(world):
     for fold in results.folds(exp, "fusion_lr"):
         test = pd.read_csv(exp / "audio" / fold / "predictions.csv", dtype={"actor": str})
         for branch in ("audio", "video"):
-            oof = pd.read_csv(exp / branch / fold / fusion.OOF_FILE, dtype={"actor": str})
+            oof = pd.read_csv(exp / branch / fold / fusion_runs.OOF_FILE, dtype={"actor": str})
             assert not set(oof["clip_id"]) & set(test["clip_id"])
             assert not set(oof["actor"]) & set(test["actor"])
             assert np.allclose(oof.filter(regex="^p_").sum(axis=1), 1.0, atol=1e-5)
@@ -114,7 +114,8 @@ def test_rerun_does_nothing(world):
 
 
 def test_export_and_predict(world, tmp_path, capsys):
-    from pipeline.bundle import export_bundle, load_bundle
+    from pipeline.bundle import load_bundle
+    from pipeline.export import export_bundle
     from pipeline.cli import main
     from pipeline.inference import analyze
 
@@ -129,7 +130,14 @@ def test_export_and_predict(world, tmp_path, capsys):
     mp4 = sorted(world["corpus"].glob("Actor_01/01-*-03-02-*.mp4"))[0]  # a happy, strong take
     result = analyze(mp4, bundle, landmarks_path=str(mp4.with_suffix(".csv")))
     assert result.audio.ok and result.video.ok and result.fused.ok
-    assert result.frames_with_face == 4 and result.fused.detail == "fusion"
+    check = bundle.meta["models"]["fusion"]["never_worse"]  # the fuser is kept only if it beat both branches
+    scores = check["held_out_uar"]
+    if check["kept"]:
+        assert scores[best] > max(scores["audio"], scores["video"]) and result.fused.detail == "fusion"
+    else:
+        better = max(("audio", "video"), key=scores.get)
+        assert scores[best] <= scores[better] and result.fused.detail.startswith(f"{better} alone")
+    assert result.frames_with_face == 4
 
     wav = sorted(world["corpus"].glob("Actor_02/03-*.wav"))[0]
     assert main(["predict", str(wav), "--bundle", str(out), "--json"]) == 0

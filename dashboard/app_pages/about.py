@@ -1,6 +1,7 @@
-"""About the models: a model card for every model in the chosen bundle, then the
-honest small print: what the synthetic corpus is, why acted data and shared speakers
-flatter the numbers, and what this tool must never be used for.
+"""About the models: which bundle answers, its model card (the bundle's own
+``MODEL_CARD.md`` when it ships one, with a card per model from ``bundle.json`` beside
+it), then the honest small print: what the synthetic corpus is, why acted data and
+shared speakers flatter the numbers, and what this tool must never be used for.
 """
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 import streamlit as st
+
+from pipeline import paths
 
 from dashboard import state
 
@@ -68,9 +71,26 @@ def bundle_cards(bundle_dir: str) -> None:
     except BundleError as err:
         st.error(str(err))
         return
-    st.markdown(f"Bundle **{meta.get('name', '?')}** (`{meta.get('id', '?')}`), created "
-                f"{meta.get('created', '?')}, label set `{meta.get('labels', '?')}`.")
+    st.markdown(f"Answering now: **{paths.bundle_label(bundle_dir)}**: bundle **{meta.get('name', '?')}** "
+                f"(`{meta.get('id', '?')}`), created {meta.get('created', '?')}, label set "
+                f"`{meta.get('labels', '?')}`. Choose another in the sidebar.")
     classes = list(meta.get("classes", []))
+    cards = state.bundle_card_texts(bundle_dir)
+    if cards:
+        titles = ["Model card" if name == "MODEL_CARD.md" else name.removesuffix(".md").replace("_", " ")
+                  for name in cards]
+        tabs = st.tabs([*titles, "Each model's stored details"])
+        for tab, text in zip(tabs, cards.values()):
+            with tab, st.container(border=True):
+                st.markdown(text)
+        with tabs[-1]:
+            branch_cards(meta, classes)
+    else:
+        branch_cards(meta, classes)
+
+
+def branch_cards(meta: Mapping[str, Any], classes: list[str]) -> None:
+    """A card per model from ``bundle.json``: audio, video, then the fuser."""
     for branch in ("audio", "video", "fusion"):
         info = (meta.get("models") or {}).get(branch)
         if info:

@@ -19,8 +19,11 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard import charts, state
+from pipeline import media as media_types
 
-UPLOAD_TYPES = ["wav", "mp3", "m4a", "ogg", "flac", "mp4", "mov", "webm", "avi"]
+UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.media.ACCEPTED_EXTENSIONS
+IMAGE_TYPES = media_types.IMAGE_EXTENSIONS
+VIDEO_TYPES = media_types.VIDEO_EXTENSIONS
 SOURCES = ("Upload a file", "Record audio", "Record camera + microphone", "Corpus sample")
 
 STATUS_WORDS = {
@@ -30,6 +33,7 @@ STATUS_WORDS = {
     "the video stream": "The pictures in this file cannot be decoded, so the video model stayed silent.",
     "not a readable video file": "The pictures in this file cannot be read, so the video model stayed silent.",
     "silent audio": "The sound is (almost) silent, so the audio model stayed silent.",
+    "no speech": "No voice was heard (music, a tone, noise or silence), so the audio model stayed silent.",
     "no audio track": "This file has no sound, so the audio model stayed silent.",
     "no video track": "This is a sound-only file, so there is nothing for the video model to watch.",
     "no model in the bundle": "The model bundle has no model for this part.",
@@ -47,6 +51,9 @@ class Clip:
 
 def plain_status(branch: str, status: str, detail: str = "") -> str:
     """One plain sentence for why a branch did not answer."""
+    if status.startswith("too short"):  # "too short: 0.3 s of speech, at least 1.0 s needed"
+        return (f"Too short to judge: {status.partition(': ')[2]}, so the {branch} model stayed "
+                "silent rather than guess. Record a whole sentence.")
     for key, words in STATUS_WORDS.items():
         if status.startswith(key):
             return words
@@ -60,7 +67,8 @@ def upload_source() -> Clip | None:
     file = st.file_uploader(
         f"An audio or video file (up to {limit} MB)", type=UPLOAD_TYPES, key="upload",
         help=f"Larger files are refused by the browser: trim the clip, or export only its "
-             f"sound, to get under {limit} MB (the limit is `maxUploadSize` in .streamlit/config.toml).")
+             f"sound, to get under {limit} MB (the limit is `maxUploadSize` in .streamlit/config.toml). "
+             f"Accepted: {media_types.accepted_text()}.")
     if file is None:
         return None
     data = file.getvalue()
@@ -153,11 +161,17 @@ def corpus_source() -> Clip | None:
 
 
 # --------------------------------------------------------------------------- rendering
-def player(clip: Clip, start: int = 0) -> None:
-    """The clip itself, playable (video in a narrow column so it stays small)."""
+def player(clip: Clip, start: int = 0, moving: bool = True) -> None:
+    """The clip itself, playable (video in a narrow column so it stays small). A file
+    whose only picture is a still (cover art, one frame: ``moving=False``) plays as
+    sound only."""
     if isinstance(clip.media, str) and not Path(clip.media).is_file():
         return
-    if Path(clip.name).suffix.lower() in (".mp4", ".mov", ".webm", ".avi"):
+    suffix = Path(clip.name).suffix.lower()
+    if suffix in IMAGE_TYPES:
+        column, _ = st.columns([1, 2])
+        column.image(clip.media, caption="a still image: one frame, no sound")
+    elif suffix in VIDEO_TYPES and moving:
         column, _ = st.columns([1, 2])
         column.video(clip.media, start_time=start)
     else:
@@ -192,6 +206,12 @@ def render_video(analysis: Any) -> None:
     n = len(analysis.frames)
     st.caption(f"{n} frames sampled evenly over the clip; the green box is where a face was "
                f"found ({analysis.frames_with_face} of {n} frames).")
+    faces_seen = int(getattr(analysis, "faces_seen", 0) or 0)
+    if faces_seen > 1:
+        said = next((note for note in analysis.notes if "faces seen" in note),
+                    f"{faces_seen} faces seen; following the larger one")
+        st.warning(f"{said[0].upper()}{said[1:]}: the answer is about that person only (the largest "
+                   "face, or the most central of faces about the same size).", icon=":material/groups:")
     framed = charts.draw_boxes(analysis.frames, analysis.boxes)
     times = analysis.frame_times if analysis.frame_times is not None else np.zeros(n)
     st.image(list(framed), width=110, caption=[f"{t:.1f} s" for t in times])
@@ -211,13 +231,53 @@ def prediction_panel(title: str, result: Any, classes: list[str], key: str, expl
     st.caption(explain)
     if result.ok and result.probabilities:
         emotion, p = result.winner
-        st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure).")
+        st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure)."
+                    + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
+        st.caption(calibration_words(result))
         st.plotly_chart(charts.probability_bars(result.probabilities, title, classes=classes),
                         width="stretch", key=key)
     else:
         st.info(plain_status(title.split()[0].lower(), result.status, result.detail))
     if result.detail and result.ok:
         st.caption(result.detail)
+
+
+def calibration_words(result: Any) -> str:
+    """How far this model's stated confidence can be trusted, from its held-out folds."""
+    cal = getattr(result, "calibration", None) or {}
+    if "ece" not in cal:
+        return "Calibration not measured for this model: read the percentage with care."
+    acc = f", accuracy {100 * cal['accuracy']:.0f}%" if "accuracy" in cal else ""
+    return (f"On held-out clips its confidence was off by {100 * cal['ece']:.0f} points on average "
+            f"(calibration error{acc}).")
+
+
+def bundle_name(info: dict[str, Any]) -> str:
+    """The bundle's name as people read it (``real (...)`` / ``demo (synthetic: ...)``)."""
+    from pipeline.paths import bundle_label
+
+    return bundle_label(info.get("name", "?"))
+
+
+def caveat(info: dict[str, Any]) -> str:
+    """The one-line limit that goes with every answer of this bundle."""
+    if info.get("name") == "real":
+        return ("They learned from actors (RAVDESS) and posed web photos (FER2013): expect "
+                "everyday, subtle emotions to be read less reliably.")
+    return "Remember: the demo models learned from synthetic, acted data, not real people."
+
+
+def fusion_words(info: dict[str, Any]) -> str:
+    """How this bundle combines the two answers, in one sentence."""
+    fusion = info.get("fusion") or {}
+    serving = str(fusion.get("serving", ""))
+    if "alone" in serving:
+        return serving.split(" (")[0].capitalize() + "."
+    if fusion.get("model") == "rule_reliability" or "weighted mean" in serving:
+        return "Both answers averaged, each weighted by how reliable it proved on held-out clips."
+    if fusion:
+        return "Both answers combined by a small model trained on held-out predictions."
+    return "The mean of both answers (the bundle has no fusion model)."
 
 
 def render_predictions(analysis: Any) -> None:
@@ -232,12 +292,17 @@ def render_predictions(analysis: Any) -> None:
         prediction_panel("Video model", analysis.video, classes, "p_video",
                          "From the face alone.")
     with f:
-        prediction_panel("Fused answer", analysis.fused, classes, "p_fused",
-                         "Both answers combined by a small model trained on held-out predictions.")
-    if analysis.fused.ok and analysis.fused.winner:
+        prediction_panel("Fused answer", analysis.fused, classes, "p_fused", fusion_words(analysis.bundle))
+    if analysis.fused.ok and analysis.fused.winner and getattr(analysis.fused, "confidence", None) == "not sure":
+        emotion, p = analysis.fused.winner
+        st.warning(f"**Not sure.** This clip leans towards **{emotion}** ({100 * p:.0f}%), but "
+                   "after allowing for how far these models' confidence strayed on held-out clips, "
+                   "that answer is not more likely right than wrong. " + caveat(analysis.bundle))
+    elif analysis.fused.ok and analysis.fused.winner:
         emotion, p = analysis.fused.winner
         st.success(f"Overall, this clip comes across as **{emotion}** with {100 * p:.0f}% "
-                   "confidence. Remember: the demo models learned from synthetic, acted data.")
+                   f"confidence, according to the **{bundle_name(analysis.bundle)}** models. "
+                   + caveat(analysis.bundle))
     elif not (analysis.audio.ok or analysis.video.ok):
         st.error("Neither the voice nor the face could be used, so there is no answer. "
                  + plain_status("audio", analysis.audio.status) + " "
@@ -250,6 +315,10 @@ def render_timeline(analysis: Any, clip: Clip) -> None:
     st.subheader("4. Over time")
     st.caption("Long clips are cut into overlapping windows; each colour band is how likely "
                "one emotion is in that window. Pick a moment to play the clip from there.")
+    analysed, duration = float(getattr(analysis, "analysed", analysis.duration)), float(analysis.duration)
+    if analysed < duration - 1e-6:
+        st.warning(f"The timeline stops at {analysed:.0f} s: only the first {analysed:.0f} s of this "
+                   f"{duration:.0f} s file were analysed (the length limit).", icon=":material/content_cut:")
     end = float(analysis.timeline[-1].end)
     moment = st.slider("Moment (s)", 0.0, end, 0.0, step=0.5, key="timeline_moment")
     st.plotly_chart(charts.timeline(analysis.timeline, cursor=moment), width="stretch",
@@ -259,7 +328,11 @@ def render_timeline(analysis: Any, clip: Clip) -> None:
     if window.fused.winner:
         emotion, p = window.fused.winner
         st.markdown(f"At {window.start:.1f}-{window.end:.1f} s: **{emotion}** ({100 * p:.0f}%).")
-    player(clip, start=int(moment))
+    else:
+        st.markdown(f"At {window.start:.1f}-{window.end:.1f} s: no answer. "
+                    + plain_status("audio", window.audio.status) + " "
+                    + plain_status("video", window.video.status))
+    player(clip, start=int(moment), moving=has_moving_video(analysis))
 
 
 def render_provenance(analysis: Any) -> None:
@@ -277,10 +350,26 @@ def render_provenance(analysis: Any) -> None:
                "Time per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in analysis.timings.items()))
 
 
+def has_moving_video(analysis: Any) -> bool:
+    """False when the video branch found no footage (a sound file, or one whose only
+    picture is cover art or a single still frame): the page then plays sound only."""
+    return analysis.video.status != "no video track"
+
+
+def render_notes(analysis: Any) -> None:
+    """What the system decided on the user's behalf (a cut, a cover picture ignored, a
+    channel chosen, several faces), one plain sentence each."""
+    for note in getattr(analysis, "notes", None) or []:
+        if "faces seen" in note:
+            continue  # said beside the frames, where the faces are
+        st.info(f"{note[0].upper()}{note[1:]}.", icon=":material/info:")
+
+
 def render(analysis: Any, clip: Clip) -> None:
     """Every step of one analysis, top to bottom."""
+    render_notes(analysis)
     if not analysis.timeline:
-        player(clip)
+        player(clip, moving=has_moving_video(analysis))
     render_audio(analysis)
     render_video(analysis)
     render_predictions(analysis)
@@ -303,7 +392,7 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                 analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector)
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
-            st.error(f"{name}: {err}. Try another file: wav, mp3, m4a, ogg, mp4, mov, webm or avi.")
+            st.error(f"{name}: {err}. Try another file: {media_types.accepted_text()}.")
             return None
         except BundleError as err:
             status.update(label="The models cannot be loaded", state="error")
@@ -314,16 +403,21 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
             st.error(f"{name}: {str(err).splitlines()[0] if str(err) else 'bad input'}")
             return None
         total = analysis.timings.get("total", sum(analysis.timings.values()))
-        status.update(label=f"Analysed {name} ({analysis.duration:.1f} s of media"
+        analysed = float(getattr(analysis, "analysed", analysis.duration))
+        cut = f", the first {analysed:.1f} s analysed" if analysed < analysis.duration - 1e-6 else ""
+        status.update(label=f"Analysed {name} ({analysis.duration:.1f} s of media{cut}"
                             + (f", {total:.1f} s of work)" if total else ")"), state="complete")
     return analysis
 
 
 def main() -> None:
     st.title("Analyze a clip")
-    st.caption("Bring a clip in and follow, step by step, how the system hears the voice, sees "
-               "the face and decides. The demo models are trained on **synthetic** data.")
     settings = state.settings()
+    from pipeline.paths import bundle_label
+
+    st.caption("Bring a clip or a photo in and follow, step by step, how the system hears the voice, "
+               f"sees the face and decides. Answering: **{bundle_label(settings.bundle)}** "
+               "(change it in the sidebar).")
     if not state.bundle_exists(settings.bundle):
         st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo` (trains the demo "
                 "models on the synthetic corpus in a few minutes), then reload this page.",

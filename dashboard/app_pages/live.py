@@ -71,7 +71,8 @@ def panel(title: str, result: Any, classes: list[str], key: str) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def answers(bundle: Any, holder: live_engine.LiveHolder, ctx: Any) -> None:
-    """Refreshed once a second while the page is open: predict from the buffers."""
+    """Refreshed once a second while the page is open: predict from the buffers with the
+    same serving objects as the Analyze page (``live_engine.predict``)."""
     playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
     if not playing:
         st.caption("Press START and allow the camera and microphone. Nothing is recorded.")
@@ -86,7 +87,8 @@ def answers(bundle: Any, holder: live_engine.LiveHolder, ctx: Any) -> None:
     with a:
         panel("Audio (last 3 s)", answer.audio, classes, "live_audio")
     with v:
-        panel("Video (last 30 faces)", answer.video, classes, "live_video")
+        n = bundle.video.params.n_frames if bundle.video is not None else 0
+        panel(f"Video (last {n} faces)", answer.video, classes, "live_video")
     panel("Fused", answer.fused, classes, "live_fused")
 
 

@@ -4,6 +4,8 @@ Pick an experiment; see its variants as a sortable table (mean ± std over folds
 like the report's ablation tables, downloadable as CSV); the `random` split next to the
 speaker-independent one with the gap highlighted; one variant in depth (confusion
 matrices, classification report, learning curves, calibration); two variants side by side.
+Below, under "Cross-corpus evaluation", every `python -m pipeline evaluate` run: a saved
+bundle scored on a whole corpus, as a sortable table and one run in depth.
 """
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ import streamlit as st
 from dashboard import charts, state
 
 METRIC_CHOICES = {"accuracy": "Accuracy", "uar": "UAR (balanced accuracy)", "macro_f1": "Macro F1"}
+#: What each protocol's test side is, in words (fold names start with the protocol).
+PROTOCOL_NOTES = {
+    "speaker": "each fold tests on actors the model never heard or saw",
+    "random": "random splits: the same actors are in training and test (the report's protocol)",
+    "holdout": "one stratified validation split held out of the training data (same source, "
+               "not unseen people)",
+    "eval": "a saved bundle scored on a whole corpus (see Cross-corpus evaluation below)",
+}
 
 
 def fold_protocol(fold: str) -> str:
@@ -48,8 +58,9 @@ def empty_state(runs: Path) -> None:
 
 def table_section(exp: str, summary: pd.DataFrame) -> None:
     st.caption("Each row is one variant of the experiment, scored on held-out clips and averaged "
-               "over folds (mean ± standard deviation). Click a column header to sort.")
-    table = charts.summary_table(summary)
+               "over folds (mean ± standard deviation; a single split or evaluation has no ±). "
+               "Click a column header to sort.")
+    table = charts.blank_single_fold_spread(charts.summary_table(summary))
     groups = list(dict.fromkeys(table["group"])) if "group" in table else [""]
     for group in groups:
         part = table[table["group"] == group] if "group" in table else table
@@ -68,8 +79,13 @@ def protocol_section(summary: pd.DataFrame) -> None:
     present = set(summary.get("protocol", pd.Series(dtype=str)))
     if not {"random", "speaker"} <= present:
         only = ", ".join(sorted(present)) or "none"
-        st.info(f"This experiment ran only the {only} protocol. Run it again with "
-                "`--set protocol.kind=random` (or `speaker`) to compare both.")
+        if present & {"random", "speaker"}:
+            st.info(f"This experiment ran only the {only} protocol. Run it again with "
+                    "`--set protocol.kind=random` (or `speaker`) to compare both.")
+        else:
+            notes = "; ".join(f"`{p}`: {PROTOCOL_NOTES[p]}" for p in sorted(present) if p in PROTOCOL_NOTES)
+            st.info(f"This experiment used the {only} protocol, so it has no random-vs-speaker "
+                    f"comparison{' (' + notes + ')' if notes else ''}.")
         return
     metric = st.radio("Metric", list(METRIC_CHOICES), format_func=METRIC_CHOICES.get,
                       horizontal=True, key="gap_metric")
@@ -78,6 +94,19 @@ def protocol_section(summary: pd.DataFrame) -> None:
     gaps.columns = ["random split %", "speaker-independent %", "gap (points)"]
     st.dataframe(gaps.style.map(highlight_gap, subset=["gap (points)"]).format("{:.2f}"),
                  width="stretch")
+
+
+def folds_caption(chosen: list[dict[str, Any]], protocol: str) -> str:
+    """'4 folds; test actors per fold: ...', or for splits without actors (a holdout
+    of images, an evaluation) the number of test clips; plus what the protocol means."""
+    count = f"{len(chosen)} fold{'s' if len(chosen) != 1 else ''}"
+    if any(m.get("test_actors") for m in chosen):
+        detail = "test actors per fold: " + "; ".join(
+            ", ".join(map(str, m.get("test_actors") or [])) or "?" for m in chosen)
+    else:
+        detail = "test clips: " + ", ".join(str(m.get("n_test", "?")) for m in chosen)
+    note = PROTOCOL_NOTES.get(protocol)
+    return f"{count}; {detail}" + (f". `{protocol}`: {note}." if note else ".")
 
 
 def variant_panel(exp_dir: Path, variant: str, key: str, *, compact: bool = False) -> None:
@@ -93,11 +122,12 @@ def variant_panel(exp_dir: Path, variant: str, key: str, *, compact: bool = Fals
               for k, name in METRIC_CHOICES.items()}
     cols = st.columns(len(scores))
     for col, (name, values) in zip(cols, scores.items()):
-        if values:
-            spread = np.std(values, ddof=1) if len(values) > 1 else 0.0  # as summary.csv
+        if len(values) > 1:
+            spread = np.std(values, ddof=1)  # as summary.csv
             col.metric(name, f"{100 * np.mean(values):.1f}% ± {100 * spread:.1f}")
-    st.caption(f"{len(chosen)} folds; test actors per fold: "
-               + "; ".join(", ".join(map(str, m.get("test_actors", []))) or "?" for m in chosen))
+        elif values:  # one split: no spread to show
+            col.metric(name, f"{100 * values[0]:.1f}%")
+    st.caption(folds_caption(chosen, protocol))
     try:
         matrix, classes = charts.summed_confusion(chosen)
     except ValueError as err:
@@ -112,7 +142,8 @@ def variant_panel(exp_dir: Path, variant: str, key: str, *, compact: bool = Fals
                            width="stretch", key=f"{key}_cm_norm")
     if compact:
         return
-    st.markdown("**Classification report** (per emotion, mean over folds)")
+    st.markdown("**Classification report** (per emotion"
+                + (", mean over folds)" if len(chosen) > 1 else ")"))
     st.dataframe(charts.mean_report(chosen).round(3), hide_index=True)
     curves, calib = st.columns(2)
     history = state.history(str(exp_dir), variant)
@@ -143,6 +174,68 @@ def variant_panel(exp_dir: Path, variant: str, key: str, *, compact: bool = Fals
                             key=f"{key}_calib")
 
 
+def evaluation_detail(record: dict[str, Any]) -> None:
+    """One evaluate run: its scores, what was left out, confusion matrices, recall bars."""
+    metrics = record.get("metrics") or {}
+    cols = st.columns(4)
+    for col, key in zip(cols, ("accuracy", "uar", "macro_f1", "ece")):
+        if isinstance(metrics.get(key), (int, float)):
+            col.metric(charts.METRIC_NAMES[key], f"{100 * float(metrics[key]):.1f}%")
+    skipped = metrics.get("skipped") or {}
+    st.caption(f"{metrics.get('n_test', '?')} clips scored, {metrics.get('n_skipped', sum(skipped.values()))} "
+               "left out (emotions the bundle cannot name, missing modality, unreadable files).")
+    if skipped:
+        with st.expander("What was left out, and why"):
+            st.dataframe(pd.DataFrame({"reason": list(skipped), "clips": list(skipped.values())}),
+                         hide_index=True)
+    try:
+        matrix, classes = charts.summed_confusion([metrics])
+    except ValueError as err:
+        st.warning(f"No confusion matrix: {err}.")
+        return
+    st.caption("Rows are the true emotion, columns what the bundle answered (row-normalised: where "
+               "each emotion's clips went); the bars are the diagonal, the share of each emotion named right.")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.confusion_matrix(matrix, classes, normalise=True), width="stretch",
+                      key="cc_cm_norm")
+    recall = metrics.get("per_class_recall") or {
+        c: v.get("recall") for c, v in (metrics.get("report") or {}).items()
+        if isinstance(v, dict) and v.get("support")}
+    try:
+        right.plotly_chart(charts.recall_bars(recall, classes), width="stretch", key="cc_recall")
+    except ValueError as err:
+        right.info(f"No per-class recall: {err}.")
+    with st.expander("Counts"):
+        st.plotly_chart(charts.confusion_matrix(matrix, classes), width="stretch", key="cc_cm_counts")
+
+
+def cross_corpus_section(runs: Path) -> None:
+    """Every `evaluate` run as a sortable table, then one run in depth."""
+    st.header("Cross-corpus evaluation")
+    try:
+        records = state.evaluations(str(runs))
+    except (OSError, ValueError) as err:
+        st.error(f"The evaluations in `{runs}` cannot be read: {err}")
+        return
+    if not records:
+        st.info("No cross-corpus evaluation yet. `python -m pipeline evaluate --bundle bundles/real "
+                "--corpus tess --root PATH` scores a saved bundle on a corpus it never saw; the run "
+                "appears here.", icon=":material/travel_explore:")
+        return
+    st.caption("Each row is a saved bundle scored on a whole corpus with `python -m pipeline evaluate`: "
+               "when the corpus is not the bundle's training data, these are people, microphones and "
+               "cameras the models never met, the honest test of how they travel. When "
+               "**seen in training** says yes, the corpus folder is the one the bundle was trained "
+               "on: those numbers are in-sample and flatter the models (unless the chosen actors were "
+               "kept out of training). Click a column header to sort.")
+    table = charts.evaluation_table(records)
+    st.dataframe(table.drop(columns=["run"]), hide_index=True, width="stretch")
+    labels = {row["run"]: f"{row['bundle']} on {row['corpus']} ({row['branch']}, actors {row['actors']})"
+              for row in table.to_dict("records")}
+    run = st.selectbox("Evaluation", list(labels), format_func=labels.get, key="eval_run")
+    evaluation_detail(next(r for r in records if r["run"] == run))
+
+
 def main() -> None:
     st.title("Results")
     settings = state.settings()
@@ -154,8 +247,15 @@ def main() -> None:
     if not names:
         empty_state(settings.runs)
         return
+    experiment_section(settings.runs, names)
+    st.divider()
+    cross_corpus_section(settings.runs)
+
+
+def experiment_section(runs: Path, names: list[str]) -> None:
+    """Pick an experiment; its table, protocol gap, one variant, two variants."""
     exp = st.selectbox("Experiment", names, key="experiment")
-    exp_dir = settings.runs / exp
+    exp_dir = runs / exp
     try:
         summary = state.summary(str(exp_dir))
         names_v = state.variants(str(exp_dir))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.corpora.manifest import ScanSummary
 
-CORPORA: tuple[str, ...] = ("ravdess", "savee", "synthetic")
+CORPORA: tuple[str, ...] = ("ravdess", "savee", "tess", "images", "synthetic")
 
 
 def scanner(corpus: str) -> Callable[[str | Path], tuple[pd.DataFrame, ScanSummary]]:
@@ -17,6 +17,10 @@ def scanner(corpus: str) -> Callable[[str | Path], tuple[pd.DataFrame, ScanSumma
         from pipeline.corpora.ravdess import scan
     elif corpus == "savee":
         from pipeline.corpora.savee import scan
+    elif corpus == "tess":
+        from pipeline.corpora.tess import scan
+    elif corpus == "images":
+        from pipeline.corpora.images import scan
     else:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of: {', '.join(CORPORA)}")
     return scan

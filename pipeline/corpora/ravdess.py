@@ -1,6 +1,7 @@
 """RAVDESS adapter: 7-part file names -> one manifest row per take.
 
-RAVDESS ships each performance ("take") up to four times: audio-only ``.wav`` (03),
+RAVDESS ships each performance ("take") up to four times: audio-only ``.wav`` (03;
+``.flac`` is accepted alike, for copies re-encoded losslessly to save space),
 full audio-video ``.mp4`` (01), video-only ``.mp4`` (02) and, in the separate facial
 landmark tracking release, an OpenFace ``.csv`` named like the video. All of them
 describe the same take, so they become one row; splitting by row can then never let a
@@ -40,9 +41,12 @@ SYNTHETIC_MARKER = "SYNTHETIC.json"
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     # extension -> modality codes a file of that kind may carry
     ".wav": ("03",),
+    ".flac": ("03",),  # lossless re-encodings of the audio-only wav, same names
     ".mp4": ("01", "02"),
     ".csv": ("01", "02"),  # landmark tracks are named after the AV or video-only file
 }
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+"""Audio-only files (modality 03); a take's wav and flac copies are duplicates."""
 REPETITIONS: tuple[str, ...] = ("01", "02")
 
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
@@ -180,10 +184,10 @@ def _file_size(entry: os.DirEntry[str]) -> int | None:
 
 
 def _role(ext: str, modality: str) -> str:
-    """Which slot of a take a file fills: ``wav``, ``av``, ``vo`` or ``lm``."""
+    """Which slot of a take a file fills: ``wav`` (wav or flac), ``av``, ``vo`` or ``lm``."""
     if ext == ".csv":
         return "lm"
-    if ext == ".wav":
+    if ext in AUDIO_EXTENSIONS:
         return "wav"
     return "av" if modality == "01" else "vo"
 
@@ -192,7 +196,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
     """Index a RAVDESS-layout folder into a Manifest (one row per take).
 
     Walks ``root`` recursively (``Actor_NN`` folders or any other unpacked layout).
-    Per take: ``audio_path`` = the audio-only wav, else the full-AV mp4;
+    Per take: ``audio_path`` = the audio-only wav or flac, else the full-AV mp4;
     ``video_path`` = the full-AV mp4, else the video-only mp4; ``landmarks_path`` =
     the landmark CSV of the take. Stray, malformed or empty files are skipped and
     counted in the returned :class:`ScanSummary`, never raised.

@@ -43,7 +43,7 @@ def _train_tiny_bundle(tmp: Path) -> Path:
     frames of a WebRTC recording cannot leave the video branch without a face)."""
     import yaml
 
-    from pipeline.bundle import export_bundle
+    from pipeline.export import export_bundle
     from pipeline.experiments import run_spec
     from pipeline.synth.corpus import generate
 
@@ -231,7 +231,9 @@ def test_analyze_upload_shows_every_step(server: str, page, clip: Path) -> None:
     assert images.count() >= 2 * n_frames  # the sampled frames and their crops
     for title in ("Audio model", "Video model", "Fused answer"):
         assert _chart(page, title).count() == 1, title
-    assert page.get_by_text("Overall, this clip comes across as").count() == 1
+    # a plain answer, or "Not sure" when its held-out calibration does not support it
+    overall = page.get_by_text("Overall, this clip comes across as").count()
+    assert overall == 1 or page.get_by_text("This clip leans towards").count() == 1
     _shot(page, "analyze")
 
 

