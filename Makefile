@@ -7,6 +7,7 @@ RUNS    ?= runs
 ACTORS  ?= 8
 SEED    ?= 7
 PORT    ?= 8501
+ADDRESS ?= 127.0.0.1
 SHARED  ?= ../shared/data
 
 .PHONY: setup demo test bench dashboard real clean
@@ -22,7 +23,7 @@ setup: $(BIN)/.installed  ## create .venv from requirements.txt
 
 demo: setup  ## synthetic corpus -> quick training -> bundle -> dashboard
 	$(BIN)/python -m pipeline demo --data $(DATA) --runs $(RUNS) --actors $(ACTORS) --seed $(SEED)
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: setup  ## the whole suite (unit, integration, UI)
 	$(BIN)/python -m pytest -q
@@ -37,7 +38,7 @@ bench: setup  ## benchmarks; figures land in bench/results/*.json
 	$(BIN)/python -m bench
 
 dashboard: setup
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

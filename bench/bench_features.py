@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind:12s} {row['clips']} clips: first run {row['first_run_s']:.1f} s "
                   f"({row['first_run_clips_per_s']} clips/s), cached {row['cached_run_s']:.2f} s "
                   f"({row['cached_run_clips_per_s']} clips/s), x{row['speedup']}")
-    report = {"corpus": os.path.relpath(args.root), "n_jobs": args.jobs,  # no machine's absolute path "cpu_count": os.cpu_count(),
+    report = {"corpus": os.path.relpath(args.root), "n_jobs": args.jobs, "cpu_count": os.cpu_count(),  # relative: no machine path
               "load_avg_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
               "note": "first run includes worker start-up and librosa/numba warm-up; shared machine",
               "results": rows}

@@ -50,6 +50,25 @@ class ScanSummary:
         return sum(self.skipped.values())
 
 
+#: Skip reasons every adapter shares.
+EMPTY = "empty file"
+UNREADABLE = "unreadable file"
+
+
+def has_content(entry: os.DirEntry, summary: ScanSummary) -> bool:
+    """True for a file that can be stat-ed and is not empty; otherwise the file is counted
+    in ``summary`` (``unreadable file`` / ``empty file``) and False is returned."""
+    try:
+        size = entry.stat().st_size
+    except OSError:
+        summary.skip(UNREADABLE, entry.path)
+        return False
+    if size == 0:
+        summary.skip(EMPTY, entry.path)
+        return False
+    return True
+
+
 def validate(manifest: pd.DataFrame) -> pd.DataFrame:
     """Check the Manifest contract; return the frame with columns in canonical order."""
     missing = [c for c in COLUMNS if c not in manifest.columns]

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from pipeline.corpora.manifest import InvalidName, ScanSummary, from_rows
+from pipeline.corpora.manifest import EMPTY, UNREADABLE, InvalidName, ScanSummary, from_rows, has_content  # noqa: F401 (skip reasons re-exported)
 from pipeline.labels import (
     RAVDESS_CHANNEL_CODES,
     RAVDESS_EMOTION_CODES,
@@ -56,8 +56,6 @@ _ACTOR_DIR = re.compile(r"^Actor_(\d{1,2})$", re.IGNORECASE)
 BAD_NAME = "bad name"
 UNKNOWN_CODE = "unknown code"
 NEUTRAL_STRONG = "neutral with strong intensity"
-EMPTY = "empty file"
-UNREADABLE = "unreadable file"
 EXTENSION = "unexpected extension"
 MODALITY_MISMATCH = "modality does not match extension"
 ACTOR_FOLDER = "actor differs from Actor_NN folder"
@@ -175,14 +173,6 @@ def _folder_actor(path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _file_size(entry: os.DirEntry[str]) -> int | None:
-    """Size in bytes following symlinks; None when the file cannot be stat'ed."""
-    try:
-        return entry.stat().st_size
-    except OSError:
-        return None
-
-
 def _role(ext: str, modality: str) -> str:
     """Which slot of a take a file fills: ``wav`` (wav or flac), ``av``, ``vo`` or ``lm``."""
     if ext == ".csv":
@@ -230,12 +220,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
         if folder_actor is not None and folder_actor != int(parsed.actor):
             summary.skip(ACTOR_FOLDER, entry.path)
             continue
-        size = _file_size(entry)
-        if size is None:
-            summary.skip(UNREADABLE, entry.path)
-            continue
-        if size == 0:
-            summary.skip(EMPTY, entry.path)
+        if not has_content(entry, summary):
             continue
         role = _role(ext, parsed.modality)
         slots = takes.setdefault(parsed.take, {})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.corpora.manifest import InvalidName, ScanSummary, from_rows
+from pipeline.corpora.manifest import EMPTY, UNREADABLE, InvalidName, ScanSummary, from_rows, has_content  # noqa: F401 (skip reasons re-exported)
 from pipeline.corpora.ravdess import iter_files
 from pipeline.labels import SAVEE_EMOTION_CODES, SAVEE_SPEAKERS
 
@@ -37,8 +37,6 @@ UNKNOWN_CODE = "unknown code"
 UNKNOWN_SPEAKER = "unknown speaker"
 SPEAKER_FOLDER = "speaker differs from folder"
 INDEX_RANGE = "sentence index out of range"
-EMPTY = "empty file"
-UNREADABLE = "unreadable file"
 EXTENSION = "unexpected extension"
 DUPLICATE = "duplicate file"
 UNREADABLE_FOLDER = "unreadable folder"
@@ -111,13 +109,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
         except InvalidName as err:
             summary.skip(err.reason, entry.path)
             continue
-        try:
-            size = entry.stat().st_size
-        except OSError:
-            summary.skip(UNREADABLE, entry.path)
-            continue
-        if size == 0:
-            summary.skip(EMPTY, entry.path)
+        if not has_content(entry, summary):
             continue
         slots = clips.setdefault(key, {})
         if role in slots:

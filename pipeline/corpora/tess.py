@@ -26,7 +26,7 @@ import re
 
 import pandas as pd
 
-from pipeline.corpora.manifest import InvalidName, ScanSummary, from_rows
+from pipeline.corpora.manifest import EMPTY, UNREADABLE, InvalidName, ScanSummary, from_rows, has_content  # noqa: F401 (skip reasons re-exported)
 from pipeline.corpora.ravdess import iter_files
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,6 @@ BAD_NAME = "bad name"
 UNKNOWN_SPEAKER = "unknown speaker"
 UNKNOWN_EMOTION = "unknown emotion"
 HIDDEN = "hidden file"
-EMPTY = "empty file"
-UNREADABLE = "unreadable file"
 EXTENSION = "unexpected extension"
 DUPLICATE = "duplicate file"
 UNREADABLE_FOLDER = "unreadable folder"
@@ -117,13 +115,7 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
         except InvalidName as err:
             summary.skip(err.reason, entry.path)
             continue
-        try:
-            size = entry.stat().st_size
-        except OSError:
-            summary.skip(UNREADABLE, entry.path)
-            continue
-        if size == 0:
-            summary.skip(EMPTY, entry.path)
+        if not has_content(entry, summary):
             continue
         if key in clips:
             summary.skip(DUPLICATE, entry.path)
