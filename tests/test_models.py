@@ -20,6 +20,7 @@ SHAPES: dict[str, tuple[int, ...]] = {
     "mfcc_stats": (160,),
     "egemaps": (88,),
     "compare": (6373,),
+    "faces": (48, 48, 1),
     "mfcc_matrix": (40, 64),
     "logmel": (128, 64),
     "frames": (3, 64, 64, 3),

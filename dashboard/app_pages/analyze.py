@@ -295,9 +295,10 @@ def render_predictions(analysis: Any) -> None:
         prediction_panel("Fused answer", analysis.fused, classes, "p_fused", fusion_words(analysis.bundle))
     if analysis.fused.ok and analysis.fused.winner and getattr(analysis.fused, "confidence", None) == "not sure":
         emotion, p = analysis.fused.winner
-        st.warning(f"**Not sure.** This clip leans towards **{emotion}** ({100 * p:.0f}%), but "
-                   "after allowing for how far these models' confidence strayed on held-out clips, "
-                   "that answer is not more likely right than wrong. " + caveat(analysis.bundle))
+        st.warning(f"**Not sure.** This clip leans towards **{emotion}** ({100 * p:.0f}%) according to the "
+                   f"**{bundle_name(analysis.bundle)}** models, but after allowing for how far their "
+                   "confidence strayed on held-out clips, that answer is not more likely right than wrong. "
+                   + caveat(analysis.bundle))
     elif analysis.fused.ok and analysis.fused.winner:
         emotion, p = analysis.fused.winner
         st.success(f"Overall, this clip comes across as **{emotion}** with {100 * p:.0f}% "

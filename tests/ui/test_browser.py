@@ -252,7 +252,11 @@ def test_camera_recording_is_analysed(server: str, page) -> None:
     stop.click()
     _chart(page, "Fused answer").first.wait_for(timeout=180_000)
     assert page.get_by_text("Analysed camera recording.mp4").count() == 1
-    assert _chart(page, "Audio model").count() == 1
+    # The audio branch answers, or, where the browser's fake microphone plays a beep and
+    # the bundle listens for a voice (bundles/real), says plainly that it heard none.
+    if _chart(page, "Audio model").count() == 0:
+        said = page.locator("[data-testid=stMain]").inner_text()
+        assert "No voice was heard" in said or "too short" in said, said[:3000]
     # The video branch answers, or says in plain words why not (the Haar finder can miss
     # the cartoon face in a re-encoded WebRTC recording; the demo bundle finds it).
     if _chart(page, "Video model").count() == 0:

@@ -1,0 +1,86 @@
+"""``python -m pipeline evaluate`` on a tiny synthetic corpus: counts, skipped emotions,
+actor selection, metrics, the results-store entry, the JSON object and the exit codes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import audio, bundle as bundle_mod, crosscorpus
+from pipeline.preprocessing import Preprocessing
+
+PARAMS = Preprocessing(labels="four")  # neutral, happy, sad, angry: the corpus's other emotions are skipped
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from pipeline.synth.corpus import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, n_actors=2, seed=3, audio_only=True, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def audio_bundle(corpus: Path, tmp_path_factory) -> Path:
+    """Logistic regression on MFCC statistics fitted on actor 01 only."""
+    import models
+    from pipeline.corpora import scan
+    from pipeline.media import load_audio
+
+    frame, _ = scan("synthetic", corpus)
+    frame = frame[(frame["actor"] == "01") & frame["emotion"].isin(PARAMS.classes)]
+    X = np.stack([audio.featurize(load_audio(p, PARAMS.sample_rate), PARAMS, "mfcc_stats") for p in frame["audio_path"]])
+    y = frame["emotion"].map({c: i for i, c in enumerate(PARAMS.classes)}).to_numpy()
+    model = models.build("logreg", (X.shape[1],), 4).fit(X, y)
+    branch = bundle_mod.BranchModel(branch="audio", model_name="logreg", framework="sklearn",
+                                    input_kind="mfcc_stats", params=PARAMS, model=model)
+    return bundle_mod.write_bundle(tmp_path_factory.mktemp("b") / "tiny", name="tiny", audio=branch, video=None)
+
+
+def test_parse_actors():
+    assert crosscorpus.parse_actors("17-19,01, DC") == {"17", "18", "19", "1", "DC"}
+    assert crosscorpus.parse_actors(None) is None
+    with pytest.raises(crosscorpus.EvaluateError):
+        crosscorpus.parse_actors("9-3")
+
+
+def test_evaluate_counts_skips_and_scores(audio_bundle: Path, corpus: Path, tmp_path: Path):
+    result = crosscorpus.evaluate_bundle(audio_bundle, "synthetic", corpus, out=tmp_path / "runs",
+                                         cache_dir=tmp_path / "cache", progress=False)
+    assert result.branch == "audio" and result.labels == list(PARAMS.classes)
+    # 2 actors x 60 takes; four emotions kept: neutral 4 + 3 x 8 = 28 per actor
+    assert result.n == 56
+    skipped = {k: v for k, v in result.skipped.items() if k.startswith("emotion not in the bundle")}
+    assert sum(skipped.values()) == 120 - 56 and "emotion not in the bundle: calm" in skipped
+    m = result.metrics
+    assert 0.0 <= m["uar"] <= 1.0 and set(m["per_class_recall"]) == set(PARAMS.classes)
+    assert np.asarray(m["confusion"]).sum() == 56
+    run = result.run_dir
+    assert (run / "metrics.json").is_file() and (run / "predictions.csv").is_file()
+    assert (tmp_path / "runs" / "evaluate" / "summary.csv").is_file()
+    again = crosscorpus.evaluate_bundle(audio_bundle, "synthetic", corpus, actors="2", out=tmp_path / "runs",
+                                        cache_dir=tmp_path / "cache", progress=False)
+    assert again.n == 28 and again.skipped["other actors"] == 60
+    assert again.run_dir.parent.name.endswith("-actors2")
+
+
+def test_evaluate_cli_json_and_errors(audio_bundle: Path, corpus: Path, tmp_path: Path, capsys, monkeypatch):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("AVE_CACHE", str(tmp_path / "cache"))
+    assert main(["evaluate", "--bundle", str(audio_bundle), "--corpus", "synthetic", "--root", str(corpus),
+                 "--out", str(tmp_path / "runs"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("n", "skipped", "accuracy", "uar", "macro_f1", "per_class_recall", "labels", "branch", "corpus"):
+        assert key in out
+    assert out["corpus"] == "synthetic" and out["n"] == 56
+    assert main(["evaluate", "--bundle", str(tmp_path / "nope"), "--corpus", "synthetic", "--root", str(corpus)]) == 2
+    assert "no bundle" in capsys.readouterr().err
+    assert main(["evaluate", "--bundle", str(audio_bundle), "--corpus", "synthetic",
+                 "--root", str(tmp_path / "missing")]) == 2
+    assert main(["evaluate", "--bundle", str(audio_bundle), "--corpus", "synthetic", "--root", str(corpus),
+                 "--branch", "video"]) == 2
+    assert "no video model" in capsys.readouterr().err

@@ -1,0 +1,36 @@
+"""The Analyze page answers with the shipped real bundle and says so: the caption, the
+sidebar and the answer all name it (AppTest, real models, a generated photo)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import paths
+
+
+def test_analyze_names_the_real_bundle_and_answers_with_it(app_env, monkeypatch, tmp_path: Path) -> None:
+    import cv2
+
+    from dashboard import state
+
+    face = np.full((48, 48), 120, np.uint8)
+    cv2.ellipse(face, (24, 26), (15, 19), 0, 0, 360, 190, -1)
+    cv2.imwrite(str(tmp_path / "photo.png"), face)
+    rows = [{"clip_id": "images:happy/photo.png", "corpus": "images", "actor": "", "gender": "",
+             "emotion": "happy", "intensity": "", "channel": "image", "statement": "", "repetition": "",
+             "audio_path": "", "video_path": str(tmp_path / "photo.png"), "landmarks_path": ""}]
+    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    monkeypatch.setattr(state, "manifest", lambda kind, root: pd.DataFrame(rows))
+    at = app_env("analyze", bundle=paths.shipped_bundle(), data=tmp_path / "data")
+    label = paths.BUNDLE_LABELS["real"]
+    assert not at.exception, at.exception
+    assert any(label in c.value for c in at.caption)
+    assert at.selectbox(key="sb_bundle_choice").value == label
+    at.radio(key="way").set_value("Corpus sample").run()
+    assert not at.exception, at.exception
+    answers = [e.value for e in (*at.success, *at.warning) if "**real (trained on real people" in e.value]
+    assert len(answers) == 1, [e.value for e in (*at.success, *at.warning)]  # a plain answer or "Not sure"
+    assert "this clip" in answers[0].lower()
+    assert "This file has no sound" in " ".join(i.value for i in at.info)  # the audio branch's abstention
