@@ -35,6 +35,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from pipeline.preprocessing import Preprocessing
+from pipeline.staging import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +271,7 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
     if len(classes) < 2:
         raise BundleError("the audio and video models share fewer than two emotions: nothing to fuse")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with staged_dir(out, prefix=f".{out.name}-") as tmp:
         meta_models: dict[str, Any] = {}
         for key, branch in branches.items():
             file = _save_model(branch.model, branch.framework, tmp / key)
@@ -303,12 +302,6 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
             meta["cards"] = [CARD_FILE]
             (tmp / CARD_FILE).write_text(render_card(meta, card_info), encoding="utf-8")
         _atomic_json(tmp / BUNDLE_FILE, meta)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("bundle %s written to %s", name, out)
     return out
 

@@ -274,25 +274,16 @@ def _copy_fold(source, target, *, experiment: str, variant: str) -> None:
     relabelling its metrics so the summary names it after this experiment."""
     import json
     import shutil
-    import tempfile
-    from pathlib import Path
 
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
-    try:
+    from pipeline.staging import staged_dir
+
+    with staged_dir(target, prefix=f".tmp-{os.path.basename(str(target))}-") as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
         metrics.update({"experiment": experiment, "variant": variant, "group": "branch",
                         "reused_from": str(source)})
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         (tmp / OOF_FILE).unlink(missing_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_fusion_variant(spec: dict, exp_dir, *, cache_dir=None, progress: bool = True) -> list[str]:

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from pipeline.staging import staged_dir
+
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -98,9 +100,7 @@ def write_fold(fold_dir: PathLike, *, config: dict[str, Any], metrics: dict[str,
     renamed to ``<variant>/<fold>`` last, so readers never see half a fold.
     """
     fold_dir = Path(fold_dir)
-    fold_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=fold_dir.parent, prefix=f"{TMP_PREFIX}{fold_dir.name}-"))
-    try:
+    with staged_dir(fold_dir, prefix=f"{TMP_PREFIX}{fold_dir.name}-") as tmp:
         _dump_yaml(config, tmp / "config.yaml")
         (tmp / "metrics.json").write_text(json.dumps(_plain(metrics), indent=2), encoding="utf-8")
         predictions.to_csv(tmp / "predictions.csv", index=False)
@@ -108,12 +108,6 @@ def write_fold(fold_dir: PathLike, *, config: dict[str, Any], metrics: dict[str,
             history.to_csv(tmp / "history.csv", index=False)
         if save_model is not None:
             save_model(tmp)
-        if fold_dir.exists():  # an older, unfinished attempt without metrics.json
-            shutil.rmtree(fold_dir)
-        os.replace(tmp, fold_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return fold_dir
 
 
