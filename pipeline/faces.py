@@ -336,7 +336,7 @@ def _smooth_runs(values: np.ndarray, valid: np.ndarray, window: int) -> np.ndarr
     return out
 
 
-def _scaled(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+def downscaled(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     """``rgb`` downscaled so its longer side is at most ``max_side``, and the scale."""
     height, width = rgb.shape[:2]
     if not max_side or max(height, width) <= max_side:
@@ -360,7 +360,7 @@ def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: 
     if batch is None or len(images) < 2:
         return [detect_scaled(detector, np.asarray(rgb), max_side) for rgb in images]
     out: list[list[Box] | None] = [None] * len(images)
-    scaled = [_scaled(np.asarray(rgb), max_side) for rgb in images]
+    scaled = [downscaled(np.asarray(rgb), max_side) for rgb in images]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (small, _) in enumerate(scaled):
         groups.setdefault(small.shape, []).append(i)
@@ -388,7 +388,7 @@ def detect_scaled(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
     (speed), returning boxes in ``rgb``'s own pixels. A detector error on a frame is
     logged and counts as no face, so one bad frame never sinks a clip (a missing
     package still raises)."""
-    small, scale = _scaled(rgb, max_side)
+    small, scale = downscaled(rgb, max_side)
     try:
         found = detector.detect(small)
     except (ImportError, MemoryError):  # a broken install is not "no face": say so

@@ -167,10 +167,13 @@ def _accepts(model_name: str, keyword: str) -> bool:
 
 def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
                 X_train: np.ndarray, y_train: np.ndarray) -> Any:
-    """Build and fit a registered scikit-learn estimator on flattened features."""
+    """Build and fit a registered scikit-learn estimator on flattened features (a face
+    model is built for its (size, size, channels) frames, then fed them flattened)."""
     import models
 
-    model = models.build(model_name, (int(np.prod(X_train.shape[1:])),), n_classes, **params)
+    images = models.spec(model_name).input_kind == "faces"
+    shape = tuple(X_train.shape[1:]) if images else (int(np.prod(X_train.shape[1:])),)
+    model = models.build(model_name, shape, n_classes, **params)
     model.fit(model_input(X_train).reshape(len(X_train), -1), y_train)
     return model
 
@@ -193,22 +196,14 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
     n_classes = int(n_classes or len(label_set(spec.get("labels", "six"))))
     if len(X_train) == 0:
         raise ValueError("the training side is empty")
-    if per_frame(name, X_train):
+    pooled = per_frame(name, X_train)
+    n_clips = len(X_test)
+    if pooled:
         # a per-frame face model on clips: every frame is a training row with its clip's
         # label; a test clip's answer pools its frames (pipeline.video.pool_frames)
-        frames = X_train.shape[1]
-        if framework_of(name) == "keras":
-            model, history = fit_keras(name, params, training, n_classes, _frames_of(X_train),
-                                       np.repeat(y_train, frames), _frames_of(X_val),
-                                       np.repeat(y_val, X_val.shape[1] if len(X_val) else 0), progress=progress)
-        else:
-            X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
-            y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
-            if "random_state" not in params and "seed" in training and _accepts(name, "random_state"):
-                params["random_state"] = int(training["seed"])
-            model = fit_sklearn_frames(name, params, n_classes, _frames_of(X_fit), np.repeat(y_fit, frames))
-            history = pd.DataFrame()
-        return pool_clips(predict_proba(model, _frames_of(X_test), n_classes=n_classes), len(X_test)), history, model
+        y_train = np.repeat(y_train, X_train.shape[1])
+        y_val = np.repeat(y_val, X_val.shape[1] if len(X_val) else 0)
+        X_train, X_val, X_test = _frames_of(X_train), _frames_of(X_val), _frames_of(X_test)
     if framework_of(name) == "keras":
         model, history = fit_keras(name, params, training, n_classes, X_train, y_train,
                                    X_val, y_val, progress=progress)
@@ -219,17 +214,7 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
         y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
         model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit), pd.DataFrame()
     probs = predict_proba(model, X_test, n_classes=n_classes)
-    return probs, history, model
-
-
-def fit_sklearn_frames(model_name: str, params: dict[str, Any], n_classes: int, X: np.ndarray,
-                        y: np.ndarray) -> Any:
-    """Build and fit a registered scikit-learn per-frame model on (n, size, size, ch) frames."""
-    import models
-
-    model = models.build(model_name, tuple(X.shape[1:]), n_classes, **params)
-    model.fit(model_input(X).reshape(len(X), -1), y)
-    return model
+    return (pool_clips(probs, n_clips) if pooled else probs), history, model
 
 
 def per_frame(model_name: str, X: np.ndarray) -> bool:

@@ -645,13 +645,7 @@ def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceD
         return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[(x0, y0, x0 + side, y0 + side)],
                            crops=crop[None], frames_with_face=1, status=OK,
                            detail="a small image, taken as the face crop", method="whole image", n_decoded=1)
-    import cv2
-
-    frame = rgb
-    if max(rgb.shape[:2]) > 640:  # the display size: detection and crop work on it
-        scale = 640 / max(rgb.shape[:2])
-        frame = cv2.resize(rgb, (int(round(rgb.shape[1] * scale)), int(round(rgb.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
+    frame, _ = faces.downscaled(rgb, 640)  # the display size: detection and crop work on it
     return sample_from_frames(frame[None], np.zeros(1), params, detector=detector, every=1, n_decoded=1)
 
 
