@@ -283,6 +283,9 @@ def test_camera_recording_is_analysed(server: str, page) -> None:
     page.wait_for_timeout(3000)  # a click while the component is still mounting is lost
     start.click()
     stop.wait_for(timeout=60_000)
+    # STOP shows at once; the page says "Recording..." once the peer connection is up
+    # (a few seconds on a busy machine), and the recording counts from there.
+    page.get_by_text("Recording... press STOP when done.").wait_for(timeout=60_000)
     page.wait_for_timeout(6000)
     stop.click()
     done = page.get_by_text("Analysed camera recording.mp4")
@@ -294,6 +297,7 @@ def test_camera_recording_is_analysed(server: str, page) -> None:
         page.screenshot(path=str(SCREENSHOTS.parent / "camera-failure.png"))
         raise
     said = page.locator("[data-testid=stMain]").inner_text()
+    print(said)  # shown by pytest when an assertion below fails
     real_people = json.loads((SERVED["bundle"] / "bundle.json").read_text()).get("name") == "real"
     if CAMERA.get("real") and real_people:
         for title in ("Audio model", "Video model", "Fused answer"):
