@@ -84,10 +84,33 @@ def audio_input_source() -> Clip | None:
     return Clip("recording.wav", clip.getvalue()) if clip is not None else None
 
 
+#: Recordings older than this (seconds) belong to sessions long gone and are removed
+#: when a session starts recording; a session's own file is rewritten by each take.
+RECORDING_MAX_AGE_S = 3600.0
+
+
+def prune_recordings(folder: Path, max_age_s: float = RECORDING_MAX_AGE_S, now: float | None = None) -> int:
+    """Remove ``ave-recording-*.mp4`` files in ``folder`` not written for ``max_age_s``
+    seconds; returns how many went. Files that vanish or cannot be removed are skipped."""
+    now = time.time() if now is None else now
+    removed = 0
+    for old in folder.glob("ave-recording-*.mp4"):
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def recorder_path() -> Path:
-    """A per-session temporary file the WebRTC recorder writes into."""
+    """A per-session temporary file the WebRTC recorder writes into (the system's
+    temporary folder; old sessions' recordings are pruned when it is made)."""
     if "recording_path" not in st.session_state:
-        handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False)
+        folder = Path(tempfile.gettempdir())
+        prune_recordings(folder)
+        handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False, dir=folder)
         handle.close()
         st.session_state["recording_path"] = handle.name
     return Path(st.session_state["recording_path"])
@@ -95,16 +118,17 @@ def recorder_path() -> Path:
 
 def webrtc_source() -> Clip | None:
     """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server."""
-    from aiortc.contrib.media import MediaRecorder
+    from dashboard.recorder import PictureFirstRecorder
+    from pipeline.media import MediaError, probe
 
     path = recorder_path()
-    st.caption("Press START, act an emotion for a few seconds, press STOP; the recording is "
-               "then analysed. Works on this computer without any internet server; a deployed "
-               "app needs a TURN server (see docs/dashboard.md), so use upload or audio instead.")
+    st.caption("Press START, wait for \"Recording...\", act an emotion for a few seconds, press STOP; "
+               "the recording is then analysed. Works on this computer without any internet server; "
+               "a deployed app needs a TURN server (see docs/dashboard.md), so use upload or audio instead.")
     ctx = webrtc_streamer(
         key="record-av", mode=WebRtcMode.SENDONLY, rtc_configuration={"iceServers": []},
         media_stream_constraints={"video": True, "audio": True},
-        in_recorder_factory=lambda: MediaRecorder(str(path), format="mp4"))
+        in_recorder_factory=lambda: PictureFirstRecorder(str(path)))
     playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
     if playing:
         st.info("Recording... press STOP when done.")
@@ -114,6 +138,14 @@ def webrtc_source() -> Clip | None:
         if data is None:
             st.warning("The recording could not be read (it may be empty): press START and try again.")
             return None
+        try:
+            pictures = probe(path).has_video
+        except MediaError:
+            pictures = True  # read a moment ago: the analysis will say what is wrong
+        if not pictures:
+            st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
+                       "to start), so only the sound was recorded. Press START, wait for "
+                       "\"Recording...\", then act and press STOP.")
         return Clip("camera recording.mp4", data)
     return None
 

@@ -87,3 +87,18 @@ def test_not_sure_below_the_calibrated_level(app_env, monkeypatch, tmp_path: Pat
     assert not at.success
     assert any(w.value.startswith("**Not sure.** This clip leans towards **happy** (60%)") for w in at.warning)
     assert "confidence was off by 20 points on average" in _text(at)
+
+
+def test_old_recordings_are_pruned_and_others_kept(tmp_path: Path) -> None:
+    import os
+
+    from dashboard.app_pages.analyze import prune_recordings
+
+    now = 1_800_000_000.0
+    old, fresh = tmp_path / "ave-recording-old.mp4", tmp_path / "ave-recording-new.mp4"
+    other = tmp_path / "holiday.mp4"  # not ours: never touched, however old
+    for path, age in ((old, 7200.0), (fresh, 60.0), (other, 7200.0)):
+        path.write_bytes(b"x")
+        os.utime(path, (now - age, now - age))
+    assert prune_recordings(tmp_path, max_age_s=3600.0, now=now) == 1
+    assert not old.exists() and fresh.exists() and other.exists()

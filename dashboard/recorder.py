@@ -1,0 +1,87 @@
+"""Recording camera + microphone from a WebRTC session into one mp4 that keeps the pictures.
+
+aiortc's :class:`~aiortc.contrib.media.MediaRecorder` sizes the video stream from the
+first picture it receives, and PyAV opens every stream's encoder when the first packet
+is written. When the microphone's first packet reaches the file before the camera's
+first picture (the usual order on a busy machine: the browser starts its video encoder
+last), the video encoder opens without a size, the first picture fails with "Cannot
+change width after codec is open", and the recording holds sound only.
+:class:`PictureFirstRecorder` wraps that recorder and holds the sound back until the
+first picture has arrived (or ``wait_s`` seconds after the first sound, so a camera
+that never sends still leaves a sound recording), which makes the picture's size known
+before anything is written. Nothing else changes: the same encoders (H.264, AAC), the
+same container, frames timed as they came.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class _PictureGate:
+    """Opens at the first picture, or ``wait_s`` seconds after the first sound."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = float(wait_s)
+        self.opened = False
+        self._first_sound: float | None = None
+
+    def picture(self) -> None:
+        self.opened = True
+
+    def lets_sound_through(self) -> bool:
+        if self.opened:
+            return True
+        now = time.monotonic()
+        if self._first_sound is None:
+            self._first_sound = now
+        if now - self._first_sound >= self.wait_s:
+            self.opened = True
+        return self.opened
+
+
+def _gated_track(source: Any, gate: _PictureGate) -> Any:
+    """``source`` seen through ``gate``: a video track opens it with its first frame; an
+    audio track drops its frames until it is open."""
+    from aiortc import MediaStreamTrack
+
+    class GatedTrack(MediaStreamTrack):
+        kind = source.kind
+
+        async def recv(self) -> Any:
+            while True:
+                frame = await source.recv()
+                if self.kind == "video":
+                    gate.picture()
+                    return frame
+                if gate.lets_sound_through():
+                    return frame
+
+    return GatedTrack()
+
+
+class PictureFirstRecorder:
+    """A :class:`~aiortc.contrib.media.MediaRecorder` (same ``addTrack`` / ``start`` /
+    ``stop``) into ``path`` (mp4) that writes no sound before the first picture, so the
+    video stream is never lost (module docstring). A recording with no video track
+    added records the sound as it comes."""
+
+    def __init__(self, path: str, *, format: str = "mp4", wait_s: float = 3.0) -> None:
+        from aiortc.contrib.media import MediaRecorder
+
+        self._recorder = MediaRecorder(path, format=format)
+        self._gate = _PictureGate(wait_s)
+        self._kinds: list[str] = []
+
+    def addTrack(self, track: Any) -> None:  # noqa: N802 (aiortc's name)
+        self._kinds.append(track.kind)
+        self._recorder.addTrack(_gated_track(track, self._gate))
+
+    async def start(self) -> None:
+        if "video" not in self._kinds:
+            self._gate.picture()  # nothing to wait for
+        await self._recorder.start()
+
+    async def stop(self) -> None:
+        await self._recorder.stop()
+
