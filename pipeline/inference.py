@@ -425,7 +425,8 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
         if detector is None and not branch.full_frame:
             detector = bundle.face_detector()
         with _timer(timings, "faces"):
-            sample = (video_mod.image_sample(src, branch.params, detector=detector) if not branch.full_frame
+            sample = (video_mod.image_sample(src, branch.params, detector=detector, check_small=True)
+                      if not branch.full_frame
                       else video_mod.image_sample(src, branch.params, detector=None))
         if sample.ok:
             with _timer(timings, "predict_video"):

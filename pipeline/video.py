@@ -578,6 +578,25 @@ def too_short(sample: VideoSample, params: Preprocessing) -> str:
 #: Images whose longer side is at most this many pixels are taken as the face crop
 #: itself (FER2013 is 48 x 48); larger ones go through the face finder.
 SMALL_IMAGE_SIDE: int = 96
+#: How a small image is shown to the face finder when serving checks it holds a face:
+#: enlarged this many times (bicubic) and given this fraction of its side as a
+#: replicated border, so a tight crop looks like a face in a frame. Measured with
+#: MTCNN (confidence 0.9) on 420 FER2013 training crops (60 per emotion): a face is
+#: found in 84% of them, and in none of 53 noise, blank and blocky pictures
+#: (docs/real_models.md).
+SMALL_IMAGE_ENLARGE: int = 4
+SMALL_IMAGE_BORDER: float = 0.25
+
+
+def small_image_view(rgb: np.ndarray) -> np.ndarray:
+    """A small image (H, W, 3) uint8 as the face finder sees it when checking for a
+    face: enlarged by :data:`SMALL_IMAGE_ENLARGE`, bordered by
+    :data:`SMALL_IMAGE_BORDER` of its side (edge pixels repeated)."""
+    import cv2
+
+    big = cv2.resize(rgb, None, fx=SMALL_IMAGE_ENLARGE, fy=SMALL_IMAGE_ENLARGE, interpolation=cv2.INTER_CUBIC)
+    pad = int(round(max(big.shape[:2]) * SMALL_IMAGE_BORDER))
+    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def face_input(crops: np.ndarray, params: Preprocessing) -> np.ndarray:
@@ -624,13 +643,17 @@ def pool_frames(proba: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return pooled / pooled.sum()
 
 
-def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceDetector | None = None) -> VideoSample:
+def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceDetector | None = None,
+                 *, check_small: bool = False) -> VideoSample:
     """A still image as a one-frame clip: frame, face box, crop and status.
 
     Images up to :data:`SMALL_IMAGE_SIDE` px are taken as the crop (already a face, as
     in FER2013); larger ones go through ``detector`` (the same finder and square-box
-    framing as video frames, :func:`sample_from_frames`). Never raises for a bad image:
-    see ``status``.
+    framing as video frames, :func:`sample_from_frames`). With ``check_small`` (serving)
+    and a ``detector``, a small image must first show a face to the finder
+    (:func:`small_image_view`), else its status is "no face found" rather than an
+    answer about noise or a blank picture; training takes its image set as given.
+    Never raises for a bad image: see ``status``.
     """
     size = params.crop_size
     try:
@@ -638,6 +661,11 @@ def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceD
     except media.MediaError as err:
         return failed_sample(NOT_READABLE, size, str(err))
     if max(rgb.shape[:2]) <= SMALL_IMAGE_SIDE:
+        if check_small and detector is not None and not detector.detect(small_image_view(rgb)):
+            return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[None],
+                               crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0, status=NO_FACE,
+                               detail="a small image in which the face finder sees no face",
+                               method="whole image", n_decoded=1)
         h, w = rgb.shape[:2]
         side = min(h, w)
         y0, x0 = (h - side) // 2, (w - side) // 2

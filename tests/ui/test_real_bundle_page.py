@@ -17,7 +17,12 @@ def test_analyze_names_the_real_bundle_and_answers_with_it(app_env, monkeypatch,
 
     face = np.full((48, 48), 120, np.uint8)
     cv2.ellipse(face, (24, 26), (15, 19), 0, 0, 360, 190, -1)
+    for x in (18, 30):
+        cv2.circle(face, (x, 21), 2, 40, -1)
+    cv2.ellipse(face, (24, 33), (7, 4), 0, 0, 180, 60, 2)
     cv2.imwrite(str(tmp_path / "photo.png"), face)
+    # a drawn face: Haar sees it in the small-image face check (MTCNN wants a photographed one)
+    monkeypatch.setenv("AVE_DETECTOR", "haar")
     rows = [{"clip_id": "images:happy/photo.png", "corpus": "images", "actor": "", "gender": "",
              "emotion": "happy", "intensity": "", "channel": "image", "statement": "", "repetition": "",
              "audio_path": "", "video_path": str(tmp_path / "photo.png"), "landmarks_path": ""}]
