@@ -152,9 +152,11 @@ class Bundle:
                 out[branch] = {k: info[k] for k in ("model", "protocol", "serving") if k in info}
                 metrics = info.get("metrics") or {}
                 if "accuracy_mean" in metrics:
-                    out[branch]["accuracy"] = (f"{100 * metrics['accuracy_mean']:.1f} ± "
-                                               f"{100 * metrics.get('accuracy_std', 0.0):.1f} % "
-                                               f"({metrics.get('protocol', '?')}, {metrics.get('n_folds', '?')} folds)")
+                    n_folds = metrics.get("n_folds", "?")
+                    spread = (f" ± {100 * metrics.get('accuracy_std', 0.0):.1f}" if n_folds != 1 else "")
+                    out[branch]["accuracy"] = (f"{100 * metrics['accuracy_mean']:.1f}{spread} % "
+                                               f"({metrics.get('protocol', '?')}, "
+                                               f"{'one split' if n_folds == 1 else f'{n_folds} folds'})")
         return out
 
 

@@ -101,6 +101,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- predict
 def _cmd_predict(args: argparse.Namespace) -> int:
+    clip = Path(args.clip)
+    if not clip.exists():
+        raise UserError(f"{args.clip}: no such file")
+    if not clip.is_file():
+        raise UserError(f"{args.clip} is a folder, not a file: name one clip or photo in it")
+    if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
+        from pipeline.faces import read_landmarks
+
+        read_landmarks(args.landmarks)  # ValueError with a one-line reason
+
     from pipeline.bundle import load_bundle
     from pipeline.inference import analyze
 
@@ -139,6 +149,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for reason, count in result.skipped.items():
         print(f"  skipped {count:5d}  {reason}")
     print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.3f}")
+    if result.in_sample:
+        print(f"IN-SAMPLE, not a held-out figure: {result.in_sample}")
     print("recall per class: " + ", ".join(f"{c} {r:.0%}" for c, r in m["per_class_recall"].items()))
     print(f"{result.n / max(result.seconds, 1e-9):.1f} clips/s; run written to {result.run_dir}")
     return 0
@@ -239,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "held-out UAR (branches trained on different corpora, no paired clips)")
     p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
 
-    p = add("predict", _cmd_predict, "Predict the emotion of any audio or video file.")
+    p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -248,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
 
     p = add("evaluate", _cmd_evaluate,
-            "Score a bundle on an indexed corpus it never saw (cross-corpus): accuracy, UAR, macro-F1.")
+            "Score a bundle on an indexed corpus (cross-corpus when it never saw it; runs on its own "
+            "training data are flagged in-sample): accuracy, UAR, macro-F1.")
     p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/real")
     p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
     p.add_argument("--root", required=True, help="the corpus folder")

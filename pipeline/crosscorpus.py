@@ -1,6 +1,7 @@
 """``python -m pipeline evaluate``: score a saved bundle on any indexed corpus.
 
-The way a researcher checks a model on data it never saw (cross-corpus): index the
+The way a researcher checks a model on data it never saw (cross-corpus; a run on data
+the bundle's models were trained on is flagged in-sample, :func:`in_sample`): index the
 corpus (:mod:`pipeline.corpora`), keep the clips whose emotion the bundle can name
 (others are skipped and counted), compute each branch's input with the very functions
 serving uses (:func:`pipeline.features.compute`, cached on disk and run in parallel),
@@ -50,12 +51,15 @@ class EvaluationResult:
     seconds: float
     run_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Why these clips are not unseen by the bundle ("" when they are): :func:`in_sample`.
+    in_sample: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object (fractions in [0, 1])."""
         m = self.metrics
         return {
             "bundle": self.bundle, "corpus": self.corpus, "root": self.root, "branch": self.branch,
+            "in_sample": bool(self.in_sample), "in_sample_reason": self.in_sample,
             "labels": self.labels, "n": self.n, "skipped": self.skipped,
             "accuracy": m.get("accuracy"), "uar": m.get("uar"), "macro_f1": m.get("macro_f1"),
             "ece": m.get("ece"), "per_class_recall": m.get("per_class_recall", {}),
@@ -86,6 +90,26 @@ def parse_actors(text: str | None) -> set[str] | None:
     return out
 
 
+def in_sample(bundle: Any, branches: list[str], corpus: str, root: Path, frame: pd.DataFrame) -> str:
+    """Why the selected clips are not unseen by the bundle's models, or "" when nothing
+    says they were seen: a branch's ``trained_on`` (written by ``export``) names this
+    corpus and either some of the selected actors or, for a corpus without actors
+    (image sets), the same folder (last two parts of the path)."""
+    reasons = []
+    for name in branches:
+        seen = ((bundle.meta.get("models") or {}).get(name) or {}).get("trained_on") or {}
+        if seen.get("corpus") != corpus:
+            continue
+        if seen.get("actors"):
+            overlap = sorted(set(frame["actor"].map(_actor_key)) & set(seen["actors"]), key=lambda a: (len(a), a))
+            if overlap:
+                reasons.append(f"the {name} model was trained on {len(overlap)} of these actors "
+                               f"({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''})")
+        elif seen.get("root") and "/".join(root.resolve().parts[-2:]) == seen["root"]:
+            reasons.append(f"the {name} model was trained on {seen['root']} (most of these clips)")
+    return "; ".join(reasons)
+
+
 def _actor_key(actor: Any) -> str:
     text = str(actor)
     return str(int(text)) if text.isdigit() else text
@@ -105,7 +129,13 @@ def select(manifest: pd.DataFrame, classes: tuple[str, ...], actors: set[str] | 
     skipped: dict[str, int] = {}
     frame = manifest.copy()
     if actors is not None:
-        keep = frame["actor"].map(_actor_key).isin(actors)
+        present = frame["actor"].map(_actor_key)
+        unknown = sorted(actors - set(present), key=lambda a: (len(a), a))
+        if unknown and not (actors & set(present)):
+            have = sorted(set(present), key=lambda a: (len(a), a))
+            raise EvaluateError(f"no actor {', '.join(unknown[:6])}{' ...' if len(unknown) > 6 else ''} in this "
+                                f"corpus; its actors: {', '.join(have[:30])}{' ...' if len(have) > 30 else ''}")
+        keep = present.isin(actors)
         if (~keep).sum():
             skipped["other actors"] = int((~keep).sum())
         frame = frame.loc[keep]
@@ -259,7 +289,8 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
     seconds = time.perf_counter() - started
     result = EvaluationResult(corpus=corpus, root=str(root), branch=branch, bundle=bundle.name,
                               labels=list(classes), n=int(len(y)), skipped=skipped, metrics=metrics,
-                              seconds=seconds, timings=timings)
+                              seconds=seconds, timings=timings,
+                              in_sample=in_sample(bundle, models_needed, corpus, root, frame))
     result.run_dir = _write(result, frame, proba, classes, bundle, actors,
                             Path(out) if out else paths.runs_dir())
     return result
@@ -279,7 +310,8 @@ def _write(result: EvaluationResult, frame: pd.DataFrame, proba: np.ndarray, cla
     for i, c in enumerate(classes):
         preds[f"p_{c}"] = proba[:, i]
     metrics = {**result.metrics, "n_skipped": int(sum(result.skipped.values())), "skipped": result.skipped,
-               "fold": "eval-1", "variant": variant, "group": "cross-corpus", "protocol": "eval",
+               "fold": "eval-1", "variant": variant, "in_sample": result.in_sample,
+               "group": "in-sample" if result.in_sample else "cross-corpus", "protocol": "eval",
                "experiment": EXPERIMENT, "branch": result.branch, "model": bundle.name,
                "corpus": result.corpus, "bundle_id": bundle.id, "seconds": round(result.seconds, 2)}
     config = {"experiment": EXPERIMENT, "variant": variant, "fold": "eval-1", "kind": "evaluate",

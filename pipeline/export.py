@@ -98,6 +98,8 @@ def pick_fold(variant_dir: Path, folds: list[str]) -> tuple[str, str]:
             frame = pd.read_csv(history)
             if "val_loss" in frame and frame["val_loss"].notna().any():
                 losses[fold] = float(frame["val_loss"].min())
+    if len(folds) == 1:
+        return folds[0], f"fold {folds[0]}: the only fold"
     if losses:
         best = min(losses, key=losses.get)
         return best, f"fold {best}: lowest validation loss ({losses[best]:.3f}) of {len(folds)} folds"
@@ -105,6 +107,34 @@ def pick_fold(variant_dir: Path, folds: list[str]) -> tuple[str, str]:
     ranked = sorted(accs, key=accs.get)
     median = ranked[(len(ranked) - 1) // 2]
     return median, f"fold {median}: median test accuracy of {len(folds)} folds (no validation history)"
+
+
+def _actor_id(actor: object) -> str:
+    text = str(actor).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What the serving ``fold`` learned from, for ``evaluate``'s in-sample check:
+    ``corpus`` (the adapter's name), ``root`` (the last two parts of the corpus folder,
+    e.g. ``fer2013/train``) and, for the speaker protocol, ``actors``: every actor on
+    the test side of the variant's folds except this fold's own (ids without leading
+    zeros). An empty dict when the run's config names no corpus."""
+    import pandas as pd
+
+    corpus = config.get("corpus") or {}
+    if not corpus.get("name"):
+        return {}
+    root = str(corpus.get("root") or "")
+    out: dict[str, Any] = {"corpus": str(corpus["name"]), "root": "/".join(Path(root).parts[-2:]) if root else ""}
+    if protocol == "speaker":
+        tested: dict[str, set[str]] = {}
+        for name in folds:
+            table = pd.read_csv(variant_dir / name / "predictions.csv", usecols=["actor"], dtype=str)
+            tested[name] = {_actor_id(a) for a in table["actor"].dropna()}
+        everyone = set().union(*tested.values())
+        out["actors"] = sorted(everyone - tested.get(fold, set()), key=lambda a: (len(a), a))
+    return out
 
 
 def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
@@ -135,7 +165,8 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
         full_frame=full_frame, metrics=metrics,
         info={"protocol": protocol, "serving": why, "source": portable_path(variant_dir),
               "experiment": str(config.get("experiment", variant_dir.parent.name)),
-              "detector": (config.get("features") or {}).get("detector")})
+              "detector": (config.get("features") or {}).get("detector"),
+              "trained_on": trained_on(variant_dir, folds, fold, protocol, config)})
 
 
 def _fusion_from_run(fusion_dir: Path, classes: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:

@@ -132,7 +132,10 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
     if branch is None:
         return _AudioOut(None, [BranchResult(NO_MODEL)] * len(spans))
     if clip.waveform is None:
-        if not clip.audio_error or "no audio track" in clip.audio_error or "holds no samples" in clip.audio_error:
+        if "holds no samples" in clip.audio_error:  # a track shorter than one sample at the model's rate
+            short = audio_mod.too_short(0.0, audio_mod.min_speech_seconds(branch.params))
+            return _AudioOut(None, [BranchResult(short, {}, "the audio track holds no sound")] * len(spans))
+        if not clip.audio_error or "no audio track" in clip.audio_error:
             return _AudioOut(None, [BranchResult(NO_AUDIO)] * len(spans))
         raise MediaError(clip.audio_error)
     params = branch.params

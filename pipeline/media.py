@@ -256,8 +256,10 @@ def _read_audio(container, name: str, sample_rate: int, max_seconds: float | Non
     del chunks
     if limit is not None:
         channels = channels[:, :limit]
-    if not np.all(np.isfinite(channels)):
-        channels = np.nan_to_num(channels)
+    if not np.all(np.isfinite(channels)):  # float files can hold them; no sound is NaN or infinite
+        bad = int(np.count_nonzero(~np.isfinite(channels)))
+        raise MediaError(f"{name}: the sound holds {bad} NaN or infinite sample values (a damaged or "
+                         "wrongly written file)")
     audio, note = downmix(channels)
     if note and notes is not None:
         notes.append(note)
@@ -387,6 +389,11 @@ class Media:
         return self.n_frames == 1
 
 
+#: Seconds a decoded stream may fall short of the length the container states before
+#: the file is called damaged or cut short (encoder padding and rounding stay under it).
+TRUNCATED_SLACK_S: float = 0.5
+
+
 def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float | None = None,
            max_side: int | None = None, frames: FrameSink | None = None,
            plan: Callable[[Media], FrameSink | None] | None = None) -> Media:
@@ -420,6 +427,11 @@ def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float
             try:
                 media.waveform = _read_audio(container, name, int(sample_rate), max_seconds, media.notes)
                 media.sample_rate = int(sample_rate)
+                heard = media.waveform.size / media.sample_rate
+                claimed = min(info.duration, max_seconds) if max_seconds else info.duration
+                if claimed - heard > TRUNCATED_SLACK_S:
+                    media.notes.append(f"the sound ends at {heard:.1f} s of the {claimed:.1f} s the file "
+                                       "claims: the file is damaged or cut short")
             except MediaError as err:
                 media.audio_error = str(err)
             media.seconds["audio"] = time.perf_counter() - start
@@ -480,6 +492,12 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
         if media.n_frames == 0:
             media.video_error = f"{media.name}: the video stream cannot be decoded ({err})"
     media.first_frame_s = first or 0.0
+    seen = media.last_frame_s - media.first_frame_s + media.frame_step_s if media.n_frames else 0.0
+    claimed = media.info.video_duration or media.info.duration
+    claimed = min(claimed, max_seconds) if max_seconds else claimed
+    if media.n_frames and claimed - seen > TRUNCATED_SLACK_S and not media.info.has_audio:
+        media.notes.append(f"the pictures end at {seen:.1f} s of the {claimed:.1f} s the file claims: "
+                           "the file is damaged or cut short")  # (with sound, its own note says it)
     media.seconds["video"] = time.perf_counter() - start - spent
     media.seconds["sink"] = spent
 
@@ -509,17 +527,28 @@ def accepted_text() -> str:
             f"{words(IMAGE_EXTENSIONS)} (still images)")
 
 
+def _image_magic(head: bytes) -> bool:
+    """True when ``head`` (a file's first 12 bytes) opens a JPEG, PNG, WebP or BMP."""
+    return (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG")
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head.startswith(b"BM"))
+
+
 def is_image(source: Source, name: str | None = None) -> bool:
-    """True when ``source`` is a still image: by extension of ``name`` or the path,
-    else (bytes without a name) by the file's magic number (JPEG, PNG, WebP, BMP)."""
-    label = name if name is not None else (None if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
-    if label is not None and Path(label).suffix:
-        return Path(label).suffix.lower() in IMAGE_EXTENSIONS
+    """True when ``source`` is a still image: by the file's magic number (JPEG, PNG,
+    WebP, BMP), so a photo renamed ``.mp4`` is still a photo, or by the extension of
+    ``name`` or the path."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         head = bytes(source[:12])
-        return (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG")
-                or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head.startswith(b"BM"))
-    return False
+    else:
+        try:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
+        except OSError:
+            head = b""
+    if _image_magic(head):
+        return True
+    label = name if name is not None else (None if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
+    return label is not None and Path(label).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def load_image(source: Source) -> np.ndarray:

@@ -127,3 +127,34 @@ def test_evaluate_images_matches_the_serving_path(tmp_path: Path):
         served = analyze(tmp_path / "faces" / row["clip_id"], loaded, detector=_EverywhereFace()).video.probabilities
         np.testing.assert_allclose([row[f"p_{c}"] for c in result.labels], [served[c] for c in result.labels],
                                    atol=1e-5)
+
+
+def test_in_sample_is_flagged_from_what_the_served_models_learned(tmp_path: Path):
+    """Actors of the training side, or the very image folder, make a run in-sample;
+    other actors, another corpus or a bundle that records nothing do not."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    bundle = SimpleNamespace(meta={"models": {
+        "audio": {"trained_on": {"corpus": "ravdess", "root": "data/ravdess-speech", "actors": ["1", "3", "4"]}},
+        "video": {"trained_on": {"corpus": "images", "root": "fer2013/train"}}}})
+    actors = pd.DataFrame({"actor": ["02", "05"]})
+    assert crosscorpus.in_sample(bundle, ["audio"], "ravdess", tmp_path, actors) == ""
+    said = crosscorpus.in_sample(bundle, ["audio"], "ravdess", tmp_path, pd.DataFrame({"actor": ["01", "02"]}))
+    assert "trained on 1 of these actors (1)" in said
+    assert crosscorpus.in_sample(bundle, ["audio"], "savee", tmp_path, actors) == ""
+    (tmp_path / "fer2013" / "train").mkdir(parents=True)
+    (tmp_path / "fer2013" / "test").mkdir()
+    faces = pd.DataFrame({"actor": ["", ""]})
+    assert "fer2013/train" in crosscorpus.in_sample(bundle, ["video"], "images", tmp_path / "fer2013" / "train", faces)
+    assert crosscorpus.in_sample(bundle, ["video"], "images", tmp_path / "fer2013" / "test", faces) == ""
+    assert crosscorpus.in_sample(SimpleNamespace(meta={}), ["audio", "video"], "ravdess", tmp_path, actors) == ""
+
+
+def test_unknown_actors_are_named(tmp_path: Path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"actor": ["01", "02"], "emotion": ["happy", "sad"]})
+    with pytest.raises(crosscorpus.EvaluateError, match="no actor 99 in this corpus; its actors: 1, 2"):
+        crosscorpus.select(frame, ("happy", "sad"), crosscorpus.parse_actors("99"), "audio")

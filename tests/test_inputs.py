@@ -548,3 +548,65 @@ def test_answers_carry_their_calibration(calibrated_bundle, tmp_path, capsys):
     av = write_media(tmp_path / "av.mp4", tone(PITCHES[3], 3.0), frames_for(lambda t: COLOURS[3], 3.0))
     both = inference.analyze(av, bundle, landmarks_path=str(landmarks_csv(tmp_path / "av.csv", 3.0)))
     assert both.video.calibration["ece"] == 0.20 and both.fused.calibration["ece"] == 0.15
+
+
+# --------------------------------------------------------------------------- odd files (a newcomer's attack)
+def test_a_one_sample_wav_is_too_short_not_trackless(tiny_bundle, tmp_path, capsys):
+    clip = write_wav(tmp_path / "one.wav", np.full(1, 0.1, np.float32), sr=48000)
+    rc, payload, err = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 2 and payload["audio"]["status"].startswith("too short: 0.0")
+
+
+def test_non_finite_samples_are_a_one_line_error_naming_the_file(tiny_bundle, tmp_path, capsys):
+    import soundfile as sf
+
+    y = speech(1.5).astype(np.float32)
+    y[100:200] = np.nan
+    y[300] = np.inf
+    clip = tmp_path / "broken.wav"
+    sf.write(clip, y, SR, subtype="FLOAT")
+    rc, _, err = predict_json(clip, tiny_bundle.path, capsys=capsys)
+    assert rc == 2 and err.count("\n") == 1
+    assert "broken.wav" in err and "101 NaN or infinite sample values" in err
+
+
+def test_a_photo_renamed_mp4_is_a_photo():
+    import cv2
+
+    from pipeline.media import is_image
+
+    ok, png = cv2.imencode(".png", face_image(0, 48))
+    assert ok and is_image(png.tobytes()) and not is_image(b"RIFF....WAVEfmt ")
+    assert is_image(b"not-a-real-photo", name="x.jpg")  # the extension still counts (then "not readable")
+
+
+def test_predict_refuses_missing_paths_and_bad_landmarks_up_front(tiny_bundle, tmp_path, capsys):
+    from pipeline.cli import main
+
+    clip = write_wav(tmp_path / "voice.wav", speech(2.0))
+    for args, said in ((["predict", str(tmp_path / "nope.wav")], "no such file"),
+                       (["predict", str(tmp_path)], "is a folder"),
+                       (["predict", str(clip), "--landmarks", str(tmp_path / "none.csv")], "landmark file not found"),
+                       (["predict", str(clip), "--landmarks", str(clip)], "")):
+        assert main([*args, "--bundle", str(tiny_bundle.path)]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and err.count("\n") == 1, err
+
+
+def test_a_cut_short_file_says_so(tmp_path):
+    """The first half of a faststart m4a still opens (its index comes first) and decodes
+    to half its stated length: the note says the file is damaged or cut short."""
+    import av
+
+    from pipeline import media
+
+    path = tmp_path / "whole.m4a"
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("aac", rate=16000)
+        _encode_audio(out, stream, speech(4.0), 16000)
+    data = path.read_bytes()
+    (tmp_path / "half.m4a").write_bytes(data[: len(data) // 2])
+    full = media.decode(path, sample_rate=16000)
+    half = media.decode(tmp_path / "half.m4a", sample_rate=16000)
+    assert full.waveform is not None and not any("cut short" in n for n in full.notes), full.notes
+    assert any("damaged or cut short" in n for n in half.notes), (half.notes, half.audio_error)
