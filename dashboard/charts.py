@@ -387,6 +387,7 @@ SEEN_YES = "yes: its training folder (in-sample)"
 SEEN_MAYBE = "maybe: same corpus, other folder"
 SEEN_NO = "no: another corpus"
 SEEN_UNKNOWN = "unknown"
+SEEN_HELD_OUT = "no: its training corpus, held-out actors"
 
 
 def seen_in_training(corpus: str, root: str, branch: str,
@@ -415,6 +416,16 @@ EVALUATION_COLUMNS: tuple[str, ...] = (
     "skipped", "accuracy %", "UAR %", "macro-F1 %", "ECE %")
 
 
+def _seen(metrics: Mapping[str, Any], by_folder: str) -> str:
+    """The run's own in-sample verdict (``evaluate`` compares the clips with the actors
+    and folder each branch was trained on) where it has one, else the folder test."""
+    if "in_sample" not in metrics:
+        return by_folder
+    if metrics["in_sample"]:
+        return SEEN_YES
+    return SEEN_HELD_OUT if by_folder == SEEN_YES else by_folder
+
+
 def evaluation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per ``python -m pipeline evaluate`` run, for a sortable table.
 
@@ -436,8 +447,8 @@ def evaluation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "bundle": str(bundle.get("name") or metrics.get("model") or "?"),
             "corpus": name, "folder": str(corpus.get("root") or ""), "branch": branch,
             "actors": str(config.get("actors") or "all"),
-            "seen in training": seen_in_training(name, str(record.get("root") or ""), branch,
-                                                 record.get("training") or {}),
+            "seen in training": _seen(metrics, seen_in_training(name, str(record.get("root") or ""), branch,
+                                                                record.get("training") or {})),
             "n scored": int(metrics.get("n_test", 0) or 0),
             "skipped": int(metrics.get("n_skipped", sum(int(v) for v in skipped.values())) or 0)}
         for key, col in (("accuracy", "accuracy %"), ("uar", "UAR %"), ("macro_f1", "macro-F1 %"),

@@ -220,6 +220,10 @@ def test_seen_in_training() -> None:
     assert charts.seen_in_training("images", "/d/fer/train", "fused", training) == charts.SEEN_YES
     assert charts.seen_in_training("tess", "/d/tess", "video", {}) == charts.SEEN_UNKNOWN
     assert charts.seen_in_training("tess", "/d/tess", "fused", {"audio": training["audio"]}) == charts.SEEN_UNKNOWN
+    # the run's own verdict (actors compared by evaluate) wins over the folder test
+    assert charts._seen({"in_sample": ""}, charts.SEEN_YES) == charts.SEEN_HELD_OUT
+    assert charts._seen({"in_sample": "trained on 3 of these actors"}, charts.SEEN_MAYBE) == charts.SEEN_YES
+    assert charts._seen({}, charts.SEEN_MAYBE) == charts.SEEN_MAYBE
 
 
 def test_evaluation_table_and_recall_bars() -> None:
