@@ -610,3 +610,14 @@ def test_a_cut_short_file_says_so(tmp_path):
     half = media.decode(tmp_path / "half.m4a", sample_rate=16000)
     assert full.waveform is not None and not any("cut short" in n for n in full.notes), full.notes
     assert any("damaged or cut short" in n for n in half.notes), (half.notes, half.audio_error)
+
+
+def test_a_clipped_recording_is_noted(tmp_path):
+    from pipeline import media
+
+    y = speech(2.0)
+    clean = write_wav(tmp_path / "clean.wav", 0.5 * y / np.abs(y).max())
+    hot = write_wav(tmp_path / "hot.wav", np.clip(40.0 * y, -1.0, 1.0))
+    assert not any("clipped" in n for n in media.decode(clean, sample_rate=16000).notes)
+    notes = media.decode(hot, sample_rate=16000).notes
+    assert any(n.startswith("the sound is clipped (") for n in notes), notes
