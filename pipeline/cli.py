@@ -166,8 +166,11 @@ def _cmd_train_faces(args: argparse.Namespace) -> int:
     frame, summary = scan("images", args.root)
     if not len(frame):
         raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UserError(f"--init-from {args.init_from}: no such model file")
     config = FaceTrainingConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                                variant=args.variant or args.model)
+                                learning_rate=args.learning_rate, variant=args.variant or args.model,
+                                init_from=str(args.init_from or ""))
     params = dataclasses.replace(FER_PARAMS, crop_size=args.size)
     fold = train_faces(frame, args.out, params=params, config=config, progress=not args.quiet,
                        root=str(args.root))
@@ -283,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--size", type=int, default=48, help="face crop side in pixels (default 48, as FER2013)")
+    p.add_argument("--learning-rate", type=float, default=2e-3,
+                   help="peak learning rate of the cosine schedule (default 2e-3)")
+    p.add_argument("--init-from", help="model.keras of a finished run to start from (warm start, same model)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")

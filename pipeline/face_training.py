@@ -56,6 +56,9 @@ class FaceTrainingConfig:
     class_weight_power: float = 0.5
     seed: int = 13
     variant: str = "face_cnn"
+    #: A ``model.keras`` of the same architecture to start from (warm start: a second
+    #: learning-rate cycle on a finished run); "" trains from scratch.
+    init_from: str = ""
 
 
 def class_weights(y: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int, float]:
@@ -133,6 +136,13 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
     keras.utils.set_random_seed(config.seed)
     model = models.build(config.model, X.shape[1:], len(classes),
                          **{"learning_rate": config.learning_rate, **config.hparams})
+    if config.init_from:
+        start = keras.models.load_model(config.init_from, compile=False)
+        try:
+            model.set_weights(start.get_weights())
+        except ValueError as err:
+            raise ValueError(f"{config.init_from} is not a {config.model} of this shape ({err})") from None
+        log.info("starting from the weights of %s", config.init_from)
     work = Path(out) / config.variant / ".work"
     work.mkdir(parents=True, exist_ok=True)
     best_path = work / "best.keras"
