@@ -50,12 +50,16 @@ def _branch_section(title: str, meta: dict[str, Any], prose: dict[str, Any]) -> 
         if prose.get(key):
             lines.append(f"- **{label}**: {str(prose[key]).strip()}")
     if metrics:
-        protocol = metrics.get("protocol", "?")
-        lines.append(f"- **Measured** ({protocol} protocol, {metrics.get('n_folds', '?')} fold(s), "
-                     f"{metrics.get('n_test', '?')} test items): accuracy {_pct(metrics.get('accuracy_mean'))} "
-                     f"± {_pct(metrics.get('accuracy_std'))}, UAR {_pct(metrics.get('uar_mean'))} "
-                     f"± {_pct(metrics.get('uar_std'))}, macro-F1 {_pct(metrics.get('macro_f1_mean'))}, "
-                     f"ECE {_pct(metrics.get('ece_mean'))}.")
+        protocol, n_folds = metrics.get("protocol", "?"), metrics.get("n_folds", "?")
+        one = n_folds == 1  # one split: no spread to report
+
+        def spread(key: str) -> str:
+            return "" if one else f" ± {_pct(metrics.get(key))}"
+
+        lines.append(f"- **Measured** ({protocol} protocol, {'one split' if one else f'{n_folds} folds'}, "
+                     f"{metrics.get('n_test', '?')} test items): accuracy {_pct(metrics.get('accuracy_mean'))}"
+                     f"{spread('accuracy_std')}, UAR {_pct(metrics.get('uar_mean'))}{spread('uar_std')}, "
+                     f"macro-F1 {_pct(metrics.get('macro_f1_mean'))}, ECE {_pct(metrics.get('ece_mean'))}.")
     if prose.get("notes"):
         lines.append(f"- {str(prose['notes']).strip()}")
     if metrics.get("confusion") and metrics.get("classes"):
