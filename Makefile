@@ -31,8 +31,10 @@ test: setup  ## the whole suite (unit, integration, UI)
 real: setup  ## retrain bundles/real from real corpora in $(SHARED) (about 2 h on 2 cores; docs/real_models.md)
 	$(BIN)/python -m pipeline run configs/real_audio.yaml --set corpus.root=$(SHARED)/ravdess-speech
 	$(BIN)/python -m pipeline train-faces --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --epochs 30
+	$(BIN)/python -m pipeline train-faces --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --epochs 16 \
+	    --learning-rate 1e-3 --variant face_cnn_warm --init-from $(RUNS)/real_video/face_cnn/holdout-1/model.keras
 	$(BIN)/python -m pipeline export --name real --out bundles/real --audio $(RUNS)/real_audio/final \
-	    --video $(RUNS)/real_video/face_cnn --fusion-rule reliability --card configs/cards/real.yaml
+	    --video $(RUNS)/real_video/face_cnn_warm --fusion-rule reliability --card configs/cards/real.yaml
 
 bench: setup  ## benchmarks; figures land in bench/results/*.json
 	$(BIN)/python -m bench
