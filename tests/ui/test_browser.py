@@ -115,8 +115,12 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     if not results.list_experiments(runs):  # no `make demo` results: a tiny store of our own
         runs = results_writer(tmp / "runs")
     port = _free_port()
-    env = {**os.environ, "AVE_BUNDLE": str(bundle), "AVE_RUNS": str(runs),
-           "AVE_DATA": str(REPO / paths.data_dir()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    def shown(path: Path) -> str:  # folders inside the checkout as the app shows them: relative
+        path = Path(path).resolve()
+        return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+    env = {**os.environ, "AVE_BUNDLE": shown(bundle), "AVE_RUNS": shown(runs),
+           "AVE_DATA": shown(REPO / paths.data_dir()), "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = open(tmp / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
