@@ -11,11 +11,19 @@ first picture has arrived (or ``wait_s`` seconds after the first sound, so a cam
 that never sends still leaves a sound recording), which makes the picture's size known
 before anything is written. Nothing else changes: the same encoders (H.264, AAC), the
 same container, frames timed as they came.
+
+:func:`finished_recording` waits for the file to be closed and readable;
+:func:`prune_recordings` removes recordings left by sessions long gone.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
+
+#: Recordings older than this (seconds) belong to sessions long gone and are removed
+#: when a session starts recording; a session's own file is rewritten by each take.
+RECORDING_MAX_AGE_S = 3600.0
 
 
 class _PictureGate:
@@ -85,3 +93,34 @@ class PictureFirstRecorder:
     async def stop(self) -> None:
         await self._recorder.stop()
 
+
+def finished_recording(path: Path, wait_s: float = 5.0) -> tuple[bytes, Any] | None:
+    """The recording's bytes and :class:`pipeline.media.MediaInfo` once the recorder has
+    finished writing it; None when it does not open as media within ``wait_s`` seconds
+    (STOP reruns the page while the recorder may still be closing the mp4)."""
+    from pipeline.media import MediaError, probe
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = probe(path)
+            return path.read_bytes(), info
+        except MediaError:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.25)
+
+
+def prune_recordings(folder: Path, max_age_s: float = RECORDING_MAX_AGE_S, now: float | None = None) -> int:
+    """Remove ``ave-recording-*.mp4`` files in ``folder`` not written for ``max_age_s``
+    seconds; returns how many went. Files that vanish or cannot be removed are skipped."""
+    now = time.time() if now is None else now
+    removed = 0
+    for old in folder.glob("ave-recording-*.mp4"):
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

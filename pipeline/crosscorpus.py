@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.corpora.manifest import actor_key, sorted_actors
+
 log = logging.getLogger(__name__)
 
 BRANCHES: tuple[str, ...] = ("audio", "video", "fused")
@@ -101,18 +103,13 @@ def in_sample(bundle: Any, branches: list[str], corpus: str, root: Path, frame: 
         if seen.get("corpus") != corpus:
             continue
         if seen.get("actors"):
-            overlap = sorted(set(frame["actor"].map(_actor_key)) & set(seen["actors"]), key=lambda a: (len(a), a))
+            overlap = sorted_actors(set(frame["actor"].map(actor_key)) & set(seen["actors"]))
             if overlap:
                 reasons.append(f"the {name} model was trained on {len(overlap)} of these actors "
                                f"({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''})")
         elif seen.get("root") and "/".join(root.resolve().parts[-2:]) == seen["root"]:
             reasons.append(f"the {name} model was trained on {seen['root']} (most of these clips)")
     return "; ".join(reasons)
-
-
-def _actor_key(actor: Any) -> str:
-    text = str(actor)
-    return str(int(text)) if text.isdigit() else text
 
 
 def select(manifest: pd.DataFrame, classes: tuple[str, ...], actors: set[str] | None,
@@ -129,10 +126,10 @@ def select(manifest: pd.DataFrame, classes: tuple[str, ...], actors: set[str] | 
     skipped: dict[str, int] = {}
     frame = manifest.copy()
     if actors is not None:
-        present = frame["actor"].map(_actor_key)
-        unknown = sorted(actors - set(present), key=lambda a: (len(a), a))
+        present = frame["actor"].map(actor_key)
+        unknown = sorted_actors(actors - set(present))
         if unknown and not (actors & set(present)):
-            have = sorted(set(present), key=lambda a: (len(a), a))
+            have = sorted_actors(set(present))
             raise EvaluateError(f"no actor {', '.join(unknown[:6])}{' ...' if len(unknown) > 6 else ''} in this "
                                 f"corpus; its actors: {', '.join(have[:30])}{' ...' if len(have) > 30 else ''}")
         keep = present.isin(actors)

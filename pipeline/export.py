@@ -109,11 +109,6 @@ def pick_fold(variant_dir: Path, folds: list[str]) -> tuple[str, str]:
     return median, f"fold {median}: median test accuracy of {len(folds)} folds (no validation history)"
 
 
-def _actor_id(actor: object) -> str:
-    text = str(actor).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
 def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, config: dict[str, Any]) -> dict[str, Any]:
     """What the serving ``fold`` learned from, for ``evaluate``'s in-sample check:
     ``corpus`` (the adapter's name), ``root`` (the last two parts of the corpus folder,
@@ -121,6 +116,8 @@ def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, co
     the test side of the variant's folds except this fold's own (ids without leading
     zeros). An empty dict when the run's config names no corpus."""
     import pandas as pd
+
+    from pipeline.corpora.manifest import actor_key, sorted_actors
 
     corpus = config.get("corpus") or {}
     if not corpus.get("name"):
@@ -131,9 +128,9 @@ def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, co
         tested: dict[str, set[str]] = {}
         for name in folds:
             table = pd.read_csv(variant_dir / name / "predictions.csv", usecols=["actor"], dtype=str)
-            tested[name] = {_actor_id(a) for a in table["actor"].dropna()}
+            tested[name] = {actor_key(a) for a in table["actor"].dropna()}
         everyone = set().union(*tested.values())
-        out["actors"] = sorted(everyone - tested.get(fold, set()), key=lambda a: (len(a), a))
+        out["actors"] = sorted_actors(everyone - tested.get(fold, set()))
     return out
 
 

@@ -413,6 +413,16 @@ class Media:
 TRUNCATED_SLACK_S: float = 0.5
 
 
+def _note_cut_short(notes: list[str], what: str, decoded_s: float, claimed_s: float,
+                    max_seconds: float | None) -> None:
+    """Add a note when a stream decoded to more than :data:`TRUNCATED_SLACK_S` less than
+    the container claims (within ``max_seconds``): a damaged or cut-short file."""
+    claimed_s = min(claimed_s, max_seconds) if max_seconds else claimed_s
+    if claimed_s - decoded_s > TRUNCATED_SLACK_S:
+        notes.append(f"the {what} end{'s' if what == 'sound' else ''} at {decoded_s:.1f} s of the "
+                     f"{claimed_s:.1f} s the file claims: the file is damaged or cut short")
+
+
 def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float | None = None,
            max_side: int | None = None, frames: FrameSink | None = None,
            plan: Callable[[Media], FrameSink | None] | None = None) -> Media:
@@ -446,11 +456,8 @@ def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float
             try:
                 media.waveform = _read_audio(container, name, int(sample_rate), max_seconds, media.notes)
                 media.sample_rate = int(sample_rate)
-                heard = media.waveform.size / media.sample_rate
-                claimed = min(info.duration, max_seconds) if max_seconds else info.duration
-                if claimed - heard > TRUNCATED_SLACK_S:
-                    media.notes.append(f"the sound ends at {heard:.1f} s of the {claimed:.1f} s the file "
-                                       "claims: the file is damaged or cut short")
+                _note_cut_short(media.notes, "sound", media.waveform.size / media.sample_rate,
+                                info.duration, max_seconds)
             except MediaError as err:
                 media.audio_error = str(err)
             media.seconds["audio"] = time.perf_counter() - start
@@ -511,12 +518,9 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
         if media.n_frames == 0:
             media.video_error = f"{media.name}: the video stream cannot be decoded ({err})"
     media.first_frame_s = first or 0.0
-    seen = media.last_frame_s - media.first_frame_s + media.frame_step_s if media.n_frames else 0.0
-    claimed = media.info.video_duration or media.info.duration
-    claimed = min(claimed, max_seconds) if max_seconds else claimed
-    if media.n_frames and claimed - seen > TRUNCATED_SLACK_S and not media.info.has_audio:
-        media.notes.append(f"the pictures end at {seen:.1f} s of the {claimed:.1f} s the file claims: "
-                           "the file is damaged or cut short")  # (with sound, its own note says it)
+    if media.n_frames and not media.info.has_audio:  # (with sound, the sound's note says it)
+        _note_cut_short(media.notes, "pictures", media.last_frame_s - media.first_frame_s + media.frame_step_s,
+                        media.info.video_duration or media.info.duration, max_seconds)
     media.seconds["video"] = time.perf_counter() - start - spent
     media.seconds["sink"] = spent
 

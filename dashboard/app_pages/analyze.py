@@ -9,7 +9,6 @@ and which bundle answered, with every abstention explained in plain words.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,30 +83,12 @@ def audio_input_source() -> Clip | None:
     return Clip("recording.wav", clip.getvalue()) if clip is not None else None
 
 
-#: Recordings older than this (seconds) belong to sessions long gone and are removed
-#: when a session starts recording; a session's own file is rewritten by each take.
-RECORDING_MAX_AGE_S = 3600.0
-
-
-def prune_recordings(folder: Path, max_age_s: float = RECORDING_MAX_AGE_S, now: float | None = None) -> int:
-    """Remove ``ave-recording-*.mp4`` files in ``folder`` not written for ``max_age_s``
-    seconds; returns how many went. Files that vanish or cannot be removed are skipped."""
-    now = time.time() if now is None else now
-    removed = 0
-    for old in folder.glob("ave-recording-*.mp4"):
-        try:
-            if now - old.stat().st_mtime > max_age_s:
-                old.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
 def recorder_path() -> Path:
     """A per-session temporary file the WebRTC recorder writes into (the system's
     temporary folder; old sessions' recordings are pruned when it is made)."""
     if "recording_path" not in st.session_state:
+        from dashboard.recorder import prune_recordings
+
         folder = Path(tempfile.gettempdir())
         prune_recordings(folder)
         handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False, dir=folder)
@@ -118,8 +99,7 @@ def recorder_path() -> Path:
 
 def webrtc_source() -> Clip | None:
     """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server."""
-    from dashboard.recorder import PictureFirstRecorder
-    from pipeline.media import MediaError, probe
+    from dashboard.recorder import PictureFirstRecorder, finished_recording
 
     path = recorder_path()
     st.caption("Press START, wait for \"Recording...\", act an emotion for a few seconds, press STOP; "
@@ -134,37 +114,17 @@ def webrtc_source() -> Clip | None:
         st.info("Recording... press STOP when done.")
         return None
     if path.is_file() and path.stat().st_size > 0:
-        data = finished_recording(path)
-        if data is None:
+        finished = finished_recording(path)
+        if finished is None:
             st.warning("The recording could not be read (it may be empty): press START and try again.")
             return None
-        try:
-            pictures = probe(path).has_video
-        except MediaError:
-            pictures = True  # read a moment ago: the analysis will say what is wrong
-        if not pictures:
+        data, info = finished
+        if not info.has_video:
             st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
                        "to start), so only the sound was recorded. Press START, wait for "
                        "\"Recording...\", then act and press STOP.")
         return Clip("camera recording.mp4", data)
     return None
-
-
-def finished_recording(path: Path, wait_s: float = 5.0) -> bytes | None:
-    """The recording's bytes once the recorder has finished writing it. STOP reruns the
-    page while the recorder thread may still be closing the mp4, so wait until the file
-    opens as media (at most ``wait_s`` seconds)."""
-    from pipeline.media import MediaError, probe
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            probe(path)
-            return path.read_bytes()
-        except MediaError:
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.25)
 
 
 def corpus_source() -> Clip | None:

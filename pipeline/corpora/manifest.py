@@ -122,3 +122,15 @@ def load(path: str | os.PathLike[str]) -> pd.DataFrame:
 def has_modality(manifest: pd.DataFrame, modality: str) -> pd.Series:
     """Boolean mask of rows that have ``audio``, ``video`` or ``landmarks``."""
     return manifest[f"{modality}_path"].astype(str).str.len() > 0
+
+
+def actor_key(actor: object) -> str:
+    """An actor id as compared across manifests, runs and bundles: numbers without
+    leading zeros (``"01"`` -> ``"1"``), anything else as written (SAVEE's ``"DC"``)."""
+    text = str(actor).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def sorted_actors(ids: "set[str] | list[str]") -> list[str]:
+    """Actor keys in reading order: ``1, 2, ..., 10`` (shorter first), then by text."""
+    return sorted(ids, key=lambda a: (len(a), a))

@@ -184,19 +184,25 @@ def fake_camera_files(clip: Path, folder: Path) -> tuple[Path, Path]:
 
 def real_person_files(shared: Path, folder: Path) -> tuple[Path, Path] | None:
     """A real person in front of the fake camera: RAVDESS actor 1's still (two seconds
-    at 30 fps, even-sized for YUV 4:2:0) and the same actor saying a sentence, happy
-    and strong (``03-01-03-02-01-01-01``). None where the shared data lacks them."""
+    at 30 fps, even-sized for YUV 4:2:0) and the same actor's eight happy takes
+    (``03-01-03-*``), each trimmed of its leading and trailing quiet (30 dB below its
+    peak) and joined, so every 3 s analysis window of a recording holds well over the
+    1 s of speech a window needs, wherever the window falls. None where the shared data
+    lacks them."""
     import cv2
+    import librosa
+    import numpy as np
 
     from pipeline.media import load_audio
 
     still = shared / "ravdess-faces" / "Actor_01.png"
-    speech = shared / "ravdess-speech" / "Actor_01" / "03-01-03-02-01-01-01.wav"
-    if not (still.is_file() and speech.is_file()):
+    takes = sorted((shared / "ravdess-speech" / "Actor_01").glob("03-01-03-*.wav"))
+    if not (still.is_file() and takes):
         return None
+    speech = np.concatenate([librosa.effects.trim(load_audio(t, 48000), top_db=30)[0] for t in takes])
     bgr = cv2.imread(str(still))
     rgb = cv2.cvtColor(bgr[: bgr.shape[0] // 2 * 2, : bgr.shape[1] // 2 * 2], cv2.COLOR_BGR2RGB)
-    return _write_fake_devices([rgb] * 60, load_audio(speech, 48000), folder)
+    return _write_fake_devices([rgb] * 60, speech, folder)
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ def test_not_sure_below_the_calibrated_level(app_env, monkeypatch, tmp_path: Pat
 def test_old_recordings_are_pruned_and_others_kept(tmp_path: Path) -> None:
     import os
 
-    from dashboard.app_pages.analyze import prune_recordings
+    from dashboard.recorder import prune_recordings
 
     now = 1_800_000_000.0
     old, fresh = tmp_path / "ave-recording-old.mp4", tmp_path / "ave-recording-new.mp4"
