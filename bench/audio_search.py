@@ -4,7 +4,7 @@ Protocol (the same as ``$AVE_SHARED_DATA/BASELINES.md``): the actors found under
 ``<data>/ravdess-speech/Actor_*``, the six-emotion label set, leave-one-actor-out,
 mean ± std over folds of accuracy and UAR (balanced accuracy). Every scaler and
 model is fitted on the training actors of a fold only. Features come from
-:mod:`pipeline.audio` at the pipeline's default :class:`Preprocessing` (22,050 Hz);
+:mod:`pipeline.core.audio` at the pipeline's default :class:`Preprocessing` (22,050 Hz);
 for each feature the span it is computed over is named: ``whole`` (the whole file),
 ``trim`` (the file with leading/trailing silence trimmed, what ``featurize`` uses for
 openSMILE kinds) or ``win`` (the 0.5-3.5 s analysis window, what ``featurize`` uses for
@@ -35,9 +35,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline import audio, media, paths
-from pipeline.labels import RAVDESS_EMOTION_CODES, label_set
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio, media, paths
+from pipeline.core.labels import RAVDESS_EMOTION_CODES, label_set
+from pipeline.core.preprocessing import Preprocessing
 
 log = logging.getLogger("audio_search")
 

@@ -5,7 +5,7 @@ Figures (each beside the machine's load average, ``bench.common.machine``):
 
 - ``load_bundle_s``: loading the bundle (what the dashboard's ``cache_resource`` does once);
 - per clip (4 s, 60 s and 5 min of 1280 x 720, 30 fps H.264 + AAC): wall time of
-  ``pipeline.inference.analyze`` on the file's bytes (what an upload hands over) after the
+  ``pipeline.serve.inference.analyze`` on the file's bytes (what an upload hands over) after the
   bundle is loaded and one warm-up call; the CPU time of the process over the call (all
   threads: the figure the machine's load changes least; ``cpu_audio_branch_s`` is the
   audio branch's share, ``cpu_rest_s`` the decoding, faces, video model and fusion);
@@ -28,10 +28,10 @@ names the run inside ``bench/results/bench_analyze.json``, which keeps the other
 and reports after/before ratios where both used the same bundle.
 
 The clips are made once under ``$AVE_BENCH_DIR`` (default ``<cache>/bench``, the feature
-cache root of :func:`pipeline.paths.cache_dir`) from real
+cache root of :func:`pipeline.core.paths.cache_dir`) from real
 material: a RAVDESS actor's still (``$AVE_SHARED_DATA/ravdess-faces``) panned and zoomed
 over time, and RAVDESS speech (``ravdess-speech``, silences trimmed) concatenated. Without
-a bundle at ``--bundle`` (default :func:`pipeline.paths.default_bundle`), a stand-in of the
+a bundle at ``--bundle`` (default :func:`pipeline.core.paths.default_bundle`), a stand-in of the
 real bundle's shape is built there and said so: ComParE functionals + linear SVM fitted
 on 28 RAVDESS clips at 16 kHz with the Silero VAD gate, an untrained ``face_cnn`` on
 48 x 48 grey crops (15 frames a window, MTCNN), reliability-weighted fusion; its answers
@@ -69,7 +69,7 @@ STAGES = {"probe": ("probe",), "decode": ("decode", "decode_audio", "decode_vide
 def bench_dir() -> Path:
     """Where the generated clips and a stand-in bundle live (``AVE_BENCH_DIR``, default
     ``<cache>/bench``; made once, reused)."""
-    from pipeline import paths
+    from pipeline.core import paths
 
     return Path(os.environ.get("AVE_BENCH_DIR", str(paths.cache_dir() / "bench")))
 
@@ -153,15 +153,16 @@ SEVEN_CODES = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "06":
 
 def build_standin(out: Path) -> None:
     """The stand-in bundle (module docstring), written with the measured tree's own
-    :func:`pipeline.bundle.write_bundle`."""
+    :func:`pipeline.research.export.write_bundle`."""
     import numpy as np
 
     import models
-    from pipeline import audio as audio_mod
-    from pipeline.bundle import BranchModel, write_bundle
-    from pipeline.fusion import ReliabilityFusion
-    from pipeline.media import load_audio
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.core import audio as audio_mod
+    from pipeline.research.export import write_bundle
+    from pipeline.serve.bundle import BranchModel
+    from pipeline.serve.fusion import ReliabilityFusion
+    from pipeline.core.media import load_audio
+    from pipeline.core.preprocessing import Preprocessing
 
     a_params = Preprocessing(sample_rate=16000, labels="seven", voice_activity="vad")
     v_params = Preprocessing(crop_size=48, color="gray", labels="seven", n_frames=15, crop_margin=0.0)
@@ -240,9 +241,9 @@ def _machine() -> dict[str, Any]:
 def run_analyze(bundle_dir: str, clip: str, warm_clip: str, repeats: int) -> dict[str, Any]:
     """In the child: load the bundle, warm up on the short clip, time ``analyze``."""
     opens = _count_opens()
-    import pipeline.inference as inference_mod
-    from pipeline.bundle import load_bundle
-    from pipeline.inference import analyze
+    import pipeline.serve.inference as inference_mod
+    from pipeline.serve.bundle import load_bundle
+    from pipeline.serve.inference import analyze
 
     # CPU of the audio branch's own work, in whichever thread it runs (the code
     # before issue 12 ran it in the caller's thread, after it in a second one)
@@ -309,9 +310,9 @@ def run_live(bundle_dir: str, clip: str, n_frames: int = 90, repeats: int = 5) -
     import av
 
     from dashboard import live_engine
-    from pipeline.bundle import load_bundle
-    from pipeline.faces import HaarDetector
-    from pipeline.media import load_audio
+    from pipeline.serve.bundle import load_bundle
+    from pipeline.core.faces import HaarDetector
+    from pipeline.core.media import load_audio
 
     bundle = load_bundle(bundle_dir)
     params = (bundle.video or bundle.audio).params
@@ -434,7 +435,7 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", help="bundle folder (default: pipeline.paths.default_bundle(), "
+    parser.add_argument("--bundle", help="bundle folder (default: pipeline.core.paths.default_bundle(), "
                                          "else a stand-in built under $AVE_BENCH_DIR)")
     parser.add_argument("--tree", default=str(REPO), help="copy of the code to measure (default: this one)")
     parser.add_argument("--label", default="after", help="name of this run in the JSON (before, after, ...)")
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child:  # inside a measuring interpreter: one job, one JSON line
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from pipeline.native import load_before_tensorflow
+        from pipeline.core.native import load_before_tensorflow
 
         load_before_tensorflow()
         kind, *rest = args.child
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle_dir = Path(args.bundle).resolve()
     else:
         sys.path.insert(0, str(tree))
-        from pipeline import paths
+        from pipeline.core import paths
 
         bundle_dir = paths.default_bundle().resolve()
     kind = "given"
@@ -520,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             report = {}
     if "runs" not in report:
         report = {"runs": {}}
-    report["benchmark"] = ("pipeline.inference.analyze on 4 s / 60 s / 5 min 720p AV clips, bundle load, "
+    report["benchmark"] = ("pipeline.serve.inference.analyze on 4 s / 60 s / 5 min 720p AV clips, bundle load, "
                            "dashboard first render and first answer, Live page fps and latency")
     report["goals"] = GOALS
     previous = report["runs"].get(args.label) or {}

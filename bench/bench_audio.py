@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import audio, media
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio, media
+from pipeline.core.preprocessing import Preprocessing
 
 
 def synthetic_wav(seconds: float = 4.0, sr: int = 48_000, seed: int = 0) -> bytes:

@@ -30,7 +30,7 @@ def _default_root() -> Path | None:
 
 def bench_kind(manifest, kind: str, params, cache: Path, n_jobs: int) -> dict:
     """Time a cold and a warm extraction of one kind; check they agree."""
-    from pipeline import features
+    from pipeline.research import features
 
     started = time.perf_counter()
     cold = features.extract(manifest, kind, params, cache, n_jobs=n_jobs, progress=False)
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no corpus: pass --root or set AVE_SHARED_DATA", file=sys.stderr)
         return 2
 
-    from pipeline.corpora import scan
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.core.corpora import scan
+    from pipeline.core.preprocessing import Preprocessing
 
     manifest, _ = scan("ravdess", args.root)
     params = Preprocessing()

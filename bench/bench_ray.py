@@ -104,7 +104,7 @@ def base_env(work: Path, cache: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- steps
 def warm_cache(spec: Path, overrides: list[str], cache: Path) -> dict[str, Any]:
     """Extract every variant's features once into ``cache`` (timed)."""
-    from pipeline import experiments
+    from pipeline.research import experiments
 
     base = experiments.resolve(experiments.load_spec(spec), overrides)
     load = machine_load()
@@ -154,7 +154,7 @@ def startup_probe() -> None:
     import ray
 
     timings["import_s"] = time.perf_counter() - started
-    from pipeline import ray_executor
+    from pipeline.research import ray_executor
 
     mark = time.perf_counter()
     ray_executor.start(num_cpus=2)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         root = args.root
         if root is None:
-            from pipeline.synth.corpus import generate
+            from pipeline.core.synth.corpus import generate
 
             root = work / "synthetic"
             started = time.perf_counter()

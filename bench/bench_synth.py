@@ -3,7 +3,7 @@
     python bench/bench_synth.py [--actors 8] [--seed 7] [--jobs 2] [--out DIR]
                                 [--baselines] [--keep]
 
-Times ``pipeline.synth.corpus.generate`` for N actors (the load average is recorded,
+Times ``pipeline.core.synth.corpus.generate`` for N actors (the load average is recorded,
 the machine may be shared), then with ``--baselines`` runs two quick
 speaker-independent checks (leave-one-actor-out, 6 classes):
 
@@ -32,7 +32,7 @@ SIX = ("neutral", "calm", "happy", "sad", "angry", "fearful")
 
 def _takes(root: Path, modality: str, ext: str) -> list[tuple[Path, str, str]]:
     """(path, emotion, actor) for the six-class takes of one modality in a RAVDESS tree."""
-    from pipeline.labels import RAVDESS_EMOTION_CODES
+    from pipeline.core.labels import RAVDESS_EMOTION_CODES
 
     out = []
     for path in sorted(root.glob(f"Actor_*/{modality}-*.{ext}")):
@@ -47,8 +47,8 @@ def audio_features(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """40-MFCC means over the default analysis window (0.5 s + 3 s at 22.05 kHz)."""
     import librosa
 
-    from pipeline.media import load_audio
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.core.media import load_audio
+    from pipeline.core.preprocessing import Preprocessing
 
     params = Preprocessing()
     rows, labels, groups = [], [], []
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(Path(__file__).parent / "results" / "synth.json"))
     args = parser.parse_args(argv)
 
-    from pipeline.synth.corpus import GENERATOR_VERSION, generate
+    from pipeline.core.synth.corpus import GENERATOR_VERSION, generate
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="synth-bench-"))
     load_before = os.getloadavg()[0]

@@ -100,8 +100,8 @@ def bench_stills(shared: Path | None, detectors: dict[str, Any]) -> dict[str, An
 
 def bench_clip(clip: Path, detectors: dict[str, Any], repeat: int) -> dict[str, Any]:
     """Seconds per clip and frames/s for decode only, and decode + detect + crop."""
-    from pipeline import media, video
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.core import media, video
+    from pipeline.core.preprocessing import Preprocessing
 
     params = Preprocessing()
     info = media.probe(clip)
@@ -146,7 +146,7 @@ def bench_models(repeat: int) -> dict[str, Any]:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    from pipeline import faces
+    from pipeline.core import faces
 
     shared_env = os.environ.get("AVE_SHARED_DATA")
     shared = Path(shared_env) if shared_env and Path(shared_env).is_dir() else None

@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import cv2
 
-    from pipeline.evaluation import evaluate
-    from pipeline.labels import label_set
-    from pipeline.native import load_before_tensorflow
+    from pipeline.research.evaluation import evaluate
+    from pipeline.core.labels import label_set
+    from pipeline.core.native import load_before_tensorflow
 
     load_before_tensorflow()
     import keras

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ SR = 16000
 
 
 def _manifest(root: str):
-    from pipeline.corpora import scan
+    from pipeline.core.corpora import scan
 
     frame, _ = scan("ravdess", root)
     return frame.loc[frame["channel"] == "speech"].reset_index(drop=True)
@@ -43,8 +42,8 @@ def _manifest(root: str):
 def _features(frame, block: str, *, cache: str, sample_rate: int = SR, augment: str | None = None) -> np.ndarray:
     """A feature block: a feature kind, ``<kind>_vad`` for openSMILE functionals over the
     VAD speech segments instead of the trimmed clip."""
-    from pipeline import features
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.research import features
+    from pipeline.core.preprocessing import Preprocessing
 
     kind = block[:-4] if block.endswith("_vad") else block
     params = Preprocessing(sample_rate=sample_rate, labels="seven",
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-calm", action="store_true", help="skip the calm measurement")
     args = parser.parse_args(argv)
 
-    from pipeline.labels import label_set
+    from pipeline.core.labels import label_set
 
     started = time.perf_counter()
     frame = _manifest(args.root)

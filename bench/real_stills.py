@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default="bundles/real")
     parser.add_argument("--root", default=os.environ.get("AVE_SHARED_DATA", "../shared/data") + "/ravdess-faces")
     args = parser.parse_args(argv)
-    from pipeline.bundle import load_bundle
-    from pipeline.inference import analyze
+    from pipeline.serve.bundle import load_bundle
+    from pipeline.serve.inference import analyze
 
     bundle = load_bundle(args.bundle)
     rows = []

@@ -1,7 +1,7 @@
 """Entry point: ``streamlit run dashboard/app.py``.
 
 A router only: it sets the page layout, asks the sidebar where the results store, the
-model bundle and the corpus are (defaults from :mod:`pipeline.paths`), stores that in
+model bundle and the corpus are (defaults from :mod:`pipeline.core.paths`), stores that in
 the session once, and hands over to the page the user picked.
 """
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline import paths
-from pipeline.native import load_before_tensorflow
+from pipeline.core import paths
+from pipeline.core.native import load_before_tensorflow
 
 from dashboard import state
 
 # WebRTC's and openSMILE's native libraries crash when loaded after TensorFlow's: load
-# them before any page loads a model (see pipeline/native.py).
+# them before any page loads a model (see pipeline/core/native.py).
 load_before_tensorflow()
 
 
@@ -24,13 +24,19 @@ OTHER = "another bundle folder..."
 
 
 def sidebar() -> state.Settings:
-    """Where things are: three folders and the corpus kind, defaulted from pipeline.paths."""
+    """Where things are: three folders and the corpus kind, defaulted from pipeline.core.paths."""
     default = state.default_settings()
     current = state.settings()
     with st.sidebar:
         st.caption("Where things are")
-        runs = st.text_input("Results folder", value=str(current.runs), key="sb_runs",
-                             help=f"Experiments written by `python -m pipeline run` (default {default.runs}).")
+        results = paths.results_choices()
+        shown = list(results)
+        current_label = next((label for label, where in results.items()
+                              if Path(where).resolve() == Path(current.runs).resolve()), shown[0])
+        runs_label = st.selectbox("Results", shown, index=shown.index(current_label), key="sb_runs",
+                                  help="Your runs: what `python -m pipeline run` and `evaluate` wrote here. "
+                                       "The committed record: the measurements behind the real models.")
+        runs = str(results[runs_label])
         choices = {**paths.bundle_choices(), OTHER: None}
         labels = list(choices)
         chosen_label = next((label for label, where in choices.items()

@@ -132,7 +132,7 @@ def timeline(windows: Sequence[Any], *, branch: str = "fused",
     """Stacked area of a branch's probabilities over the windows of a long clip.
 
     windows: objects with ``start``, ``end`` (s) and ``audio``/``video``/``fused``
-    BranchResults (``pipeline.analysis.TimelineWindow``); abstaining windows are gaps.
+    BranchResults (``pipeline.serve.analysis.TimelineWindow``); abstaining windows are gaps.
     ``cursor`` (s) draws a vertical line at the selected moment.
     """
     if not windows:

@@ -4,10 +4,10 @@ WebRTC callbacks run on another thread: they only push frames / samples into a
 :class:`LiveHolder` (lock-protected ring buffers) and draw the latest answer; the page's
 refreshing fragment takes a snapshot, calls :func:`predict`, and stores the answer back
 for the overlay. Nothing here is a second copy of the serving path: faces are found and
-cropped by :func:`pipeline.faces.face_box` and :func:`pipeline.faces.crop` (the rule and
+cropped by :func:`pipeline.core.faces.face_box` and :func:`pipeline.core.faces.crop` (the rule and
 geometry of every clip's crops), and the answers come from the same serving objects as
-the Analyze page's (:func:`pipeline.inference.answer_sound`,
-:func:`pipeline.inference.answer_faces`, :func:`pipeline.inference.fuse`).
+the Analyze page's (:func:`pipeline.serve.inference.answer_sound`,
+:func:`pipeline.serve.inference.answer_faces`, :func:`pipeline.serve.inference.fuse`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analysis import BranchResult
+from pipeline.serve.analysis import BranchResult
 
 #: Seconds of audio the live audio answer listens to (the models' training window).
 AUDIO_SECONDS = 3.0
@@ -103,9 +103,9 @@ class LiveHolder:
 
 def predict_audio(bundle: Any, samples: np.ndarray) -> BranchResult:
     """The audio branch on the last seconds of sound (the window starts at 0 s), exactly
-    as a clip's window is answered (:func:`pipeline.inference.answer_sound`)."""
-    from pipeline import audio
-    from pipeline.inference import answer_sound
+    as a clip's window is answered (:func:`pipeline.serve.inference.answer_sound`)."""
+    from pipeline.core import audio
+    from pipeline.serve.inference import answer_sound
 
     branch = bundle.audio
     if branch is None:
@@ -122,9 +122,9 @@ def predict_audio(bundle: Any, samples: np.ndarray) -> BranchResult:
 
 def predict_video(bundle: Any, crops: np.ndarray) -> BranchResult:
     """The video branch on the last ``n_frames`` face crops, as a clip's window is
-    answered (:func:`pipeline.inference.answer_faces`: per-frame face models see each
+    answered (:func:`pipeline.serve.inference.answer_faces`: per-frame face models see each
     crop through the one crop-to-input function and pool, clip models see the sequence)."""
-    from pipeline.inference import answer_faces
+    from pipeline.serve.inference import answer_faces
 
     branch = bundle.video
     if branch is None:
@@ -139,8 +139,8 @@ def predict_video(bundle: Any, crops: np.ndarray) -> BranchResult:
 
 def fuse(bundle: Any, audio_result: BranchResult, video_result: BranchResult) -> BranchResult:
     """The bundle's late fusion, falling back to whichever branch answered
-    (:func:`pipeline.inference.fuse`, as for every window of a clip)."""
-    from pipeline.inference import fuse as fuse_answers
+    (:func:`pipeline.serve.inference.fuse`, as for every window of a clip)."""
+    from pipeline.serve.inference import fuse as fuse_answers
 
     return fuse_answers(bundle, audio_result, video_result)
 
@@ -179,9 +179,9 @@ def annotate(rgb: np.ndarray, box: tuple[int, int, int, int] | None, label: str,
 def face_crop(rgb: np.ndarray, detector: Any, crop_size: int = 64, margin: float = 0.15,
               detect_side: int = 320) -> tuple[tuple[int, int, int, int] | None, np.ndarray | None]:
     """(box, crop) of the main face in one frame, or (None, None): the pipeline's own
-    finder rule and box (:func:`pipeline.faces.face_box`) and crop
-    (:func:`pipeline.faces.crop`, ``crop_size`` square RGB), as for a clip's frames."""
-    from pipeline import faces
+    finder rule and box (:func:`pipeline.core.faces.face_box`) and crop
+    (:func:`pipeline.core.faces.crop`, ``crop_size`` square RGB), as for a clip's frames."""
+    from pipeline.core import faces
 
     box = faces.face_box(rgb, detector, margin, detect_side)
     if box is None:

@@ -95,10 +95,10 @@ class PictureFirstRecorder:
 
 
 def finished_recording(path: Path, wait_s: float = 5.0) -> tuple[bytes, Any] | None:
-    """The recording's bytes and :class:`pipeline.media.MediaInfo` once the recorder has
+    """The recording's bytes and :class:`pipeline.core.media.MediaInfo` once the recorder has
     finished writing it; None when it does not open as media within ``wait_s`` seconds
     (STOP reruns the page while the recorder may still be closing the mp4)."""
-    from pipeline.media import MediaError, probe
+    from pipeline.core.media import MediaError, probe
 
     deadline = time.monotonic() + wait_s
     while True:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pipeline import paths
+from pipeline.core import paths
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,11 @@ class Settings:
 
 
 def default_settings() -> Settings:
-    """Defaults from :mod:`pipeline.paths` (each overridable by environment variable)."""
-    return Settings(runs=paths.runs_dir(), bundle=paths.default_bundle(),
+    """Defaults from :mod:`pipeline.core.paths` (each overridable by environment variable)."""
+    from pipeline.research import store
+
+    runs = paths.runs_dir() if store.list_experiments(paths.runs_dir()) else paths.record_dir()
+    return Settings(runs=runs, bundle=paths.default_bundle(),
                     corpus_root=paths.data_dir() / "synthetic", corpus_kind="synthetic")
 
 
@@ -56,7 +59,7 @@ def set_settings(value: Settings) -> None:
 # --------------------------------------------------------------------------- models
 def bundle_exists(bundle_dir: str | Path) -> bool:
     """True when the folder holds a ``bundle.json`` (loading it may still fail)."""
-    from pipeline.bundle import BUNDLE_FILE
+    from pipeline.serve.bundle import BUNDLE_FILE
 
     return (Path(bundle_dir) / BUNDLE_FILE).is_file()
 
@@ -64,7 +67,7 @@ def bundle_exists(bundle_dir: str | Path) -> bool:
 @st.cache_data(max_entries=4, ttl=RESULTS_TTL, show_spinner=False)
 def bundle_meta(bundle_dir: str) -> dict[str, Any]:
     """The bundle's ``bundle.json`` without loading any model (for model cards)."""
-    from pipeline.bundle import read_meta
+    from pipeline.serve.bundle import read_meta
 
     return read_meta(bundle_dir)
 
@@ -80,14 +83,14 @@ def _stamp(path: str | Path) -> float:
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the models (once)...")
 def _bundle(bundle_dir: str, stamp: float) -> Any:
-    from pipeline.bundle import load_bundle
+    from pipeline.serve.bundle import load_bundle
 
     log.info("loading bundle %s", bundle_dir)
     return load_bundle(bundle_dir)
 
 
 def bundle(bundle_dir: str | Path) -> Any:
-    """The loaded :class:`pipeline.bundle.Bundle` (models loaded once per process)."""
+    """The loaded :class:`pipeline.serve.bundle.Bundle` (models loaded once per process)."""
     return _bundle(str(bundle_dir), _stamp(bundle_dir))
 
 
@@ -95,7 +98,7 @@ def bundle(bundle_dir: str | Path) -> Any:
 def warm_up() -> threading.Thread:
     """Compile librosa's numba kernels once in the background (~17 s on a fresh
     environment) so the first analysis is fast and the app itself starts at once."""
-    from pipeline.audio import warm_up as warm_audio
+    from pipeline.core.audio import warm_up as warm_audio
 
     thread = threading.Thread(target=warm_audio, name="librosa-warm-up", daemon=True)
     thread.start()
@@ -111,7 +114,7 @@ def _detector(name: str) -> Any:
     """None means the bundle's cached detector; a Haar cascade is cheap to build, and a
     fresh one per call is never shared between sessions' threads."""
     if name == "haar":
-        from pipeline.faces import HaarDetector
+        from pipeline.core.faces import HaarDetector
 
         return HaarDetector()
     return None
@@ -119,13 +122,13 @@ def _detector(name: str) -> Any:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _analyze(data: bytes, bundle_dir: str, stamp: float, digest: str, detector: str) -> Any:
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     return analyze(data, _bundle(bundle_dir, stamp), _detector(detector))
 
 
 def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle") -> Any:
-    """:func:`pipeline.inference.analyze` of an uploaded/recorded clip, cached by
+    """:func:`pipeline.serve.inference.analyze` of an uploaded/recorded clip, cached by
     content so moving a slider does not recompute the clip."""
     digest = hashlib.sha1(data).hexdigest()
     return _analyze(data, str(bundle_dir), _stamp(bundle_dir), digest, detector)
@@ -134,14 +137,14 @@ def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle") -> An
 @st.cache_data(max_entries=8, show_spinner=False)
 def _analyze_path(path: str, mtime: float, bundle_dir: str, stamp: float, landmarks: str,
                   detector: str) -> Any:
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     return analyze(path, _bundle(bundle_dir, stamp), _detector(detector), landmarks_path=landmarks or None)
 
 
 def analyze_path(path: str | Path, bundle_dir: str | Path, landmarks: str = "",
                  detector: str = "bundle") -> Any:
-    """:func:`pipeline.inference.analyze` of a corpus file (with its landmark CSV when
+    """:func:`pipeline.serve.inference.analyze` of a corpus file (with its landmark CSV when
     the corpus has one), cached by path + mtime."""
     return _analyze_path(str(path), _stamp(path), str(bundle_dir), _stamp(bundle_dir),
                          str(landmarks or ""), detector)
@@ -151,50 +154,50 @@ def analyze_path(path: str | Path, bundle_dir: str | Path, landmarks: str = "",
 @st.cache_data(max_entries=8, ttl=RESULTS_TTL, show_spinner=False)
 def experiments(runs: str) -> list[str]:
     """Experiment folder names under the results store root (empty when absent)."""
-    from pipeline import results
+    from pipeline.research import store
 
     if not Path(runs).is_dir():
         return []
-    return [Path(e).name for e in results.list_experiments(runs)]
+    return [Path(e).name for e in store.list_experiments(runs)]
 
 
 @st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)
 def summary(exp_dir: str) -> pd.DataFrame:
-    """``results.summarise``: one row per (variant, protocol), metrics as fractions."""
-    from pipeline import results
+    """``store.summarise``: one row per (variant, protocol), metrics as fractions."""
+    from pipeline.research import store
 
-    return results.summarise(exp_dir)
+    return store.summarise(exp_dir)
 
 
 @st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)
 def variants(exp_dir: str) -> list[str]:
-    from pipeline import results
+    from pipeline.research import store
 
-    return list(results.variants(exp_dir))
+    return list(store.variants(exp_dir))
 
 
 @st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
 def metrics(exp_dir: str, variant: str) -> list[dict[str, Any]]:
     """Every fold's ``metrics.json`` of one variant."""
-    from pipeline import results
+    from pipeline.research import store
 
-    return list(results.load_metrics(exp_dir, variant))
+    return list(store.load_metrics(exp_dir, variant))
 
 
 @st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
 def predictions(exp_dir: str, variant: str) -> pd.DataFrame:
-    from pipeline import results
+    from pipeline.research import store
 
-    return results.load_predictions(exp_dir, variant)
+    return store.load_predictions(exp_dir, variant)
 
 
 @st.cache_data(max_entries=32, ttl=RESULTS_TTL, show_spinner=False)
 def history(exp_dir: str, variant: str) -> pd.DataFrame:
     """Per-epoch history of every fold (empty frame for scikit-learn models)."""
-    from pipeline import results
+    from pipeline.research import store
 
     try:
-        return results.load_history(exp_dir, variant)
+        return store.load_history(exp_dir, variant)
     except FileNotFoundError:
         return pd.DataFrame()
 
@@ -216,7 +219,7 @@ def _training_data(bundle: dict[str, Any], runs: str) -> dict[str, dict[str, str
     not on disk keeps only the corpus name the bundle stores, if any."""
     import yaml
 
-    from pipeline.bundle import BundleError, read_meta
+    from pipeline.serve.bundle import BundleError, read_meta
 
     path = str(bundle.get("path") or "")
     candidates = [Path(path)] if path else []
@@ -268,16 +271,15 @@ def evaluations(runs: str) -> list[dict[str, Any]]:
     logged and left out."""
     import yaml
 
-    from pipeline import results
-    from pipeline.crosscorpus import EXPERIMENT
+    from pipeline.research import store
 
-    exp = Path(runs) / EXPERIMENT
+    exp = Path(runs) / store.EVALUATE_EXPERIMENT
     records: list[dict[str, Any]] = []
-    for variant in results.variants(exp):
+    for variant in store.variants(exp):
         try:
-            folds = results.folds(exp, variant)
-            pairs = [(fold, m, results.load_config(exp, variant, fold))
-                     for fold, m in zip(folds, results.load_metrics(exp, variant))]
+            folds = store.folds(exp, variant)
+            pairs = [(fold, m, store.load_config(exp, variant, fold))
+                     for fold, m in zip(folds, store.load_metrics(exp, variant))]
         except (OSError, ValueError, yaml.YAMLError) as err:
             log.warning("evaluate run %s cannot be read: %s", variant, err)
             continue
@@ -295,7 +297,7 @@ def bundle_card_texts(bundle_dir: str) -> dict[str, str]:
     """Markdown model cards shipped in a bundle folder, file name -> text:
     ``MODEL_CARD.md`` first when present, then the other files ``bundle.json`` lists
     under ``cards`` (only files inside the bundle folder are read)."""
-    from pipeline.bundle import BundleError, read_meta
+    from pipeline.serve.bundle import BundleError, read_meta
 
     folder = Path(bundle_dir)
     try:
@@ -318,8 +320,8 @@ def bundle_card_texts(bundle_dir: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- data
 @st.cache_data(max_entries=4, ttl=300, show_spinner="Indexing the corpus...")
 def manifest(kind: str, root: str) -> pd.DataFrame:
-    """The corpus manifest (``pipeline.corpora.scan``); skipped files are logged."""
-    from pipeline.corpora import scan
+    """The corpus manifest (``pipeline.core.corpora.scan``); skipped files are logged."""
+    from pipeline.core.corpora import scan
 
     frame, scan_summary = scan(kind, root)
     if scan_summary.n_skipped:

@@ -47,7 +47,7 @@ def register(name: str, *, framework: str, input_kind: str, description: str = "
 
 
 def _load_all() -> None:
-    from pipeline.native import load_before_tensorflow
+    from pipeline.core.native import load_before_tensorflow
 
     load_before_tensorflow()  # builders import Keras; some native libraries must come first
     for module in _SUBMODULES:
@@ -78,7 +78,7 @@ def available() -> list[str]:
 
 def build(name: str, input_shape: tuple[int, ...], n_classes: int, **hparams: Any) -> Any:
     """Build (and for Keras, compile) the model registered as ``name``."""
-    from pipeline.native import load_before_tensorflow
+    from pipeline.core.native import load_before_tensorflow
 
     load_before_tensorflow()
     return spec(name).builder(tuple(input_shape), int(n_classes), **hparams)

@@ -2,7 +2,7 @@
 
 The field's standard task (FER2013: 48 x 48 greyscale faces, 7 basic emotions,
 Goodfellow et al. 2013). The video branch runs the model on every sampled frame of a
-clip and pools the per-frame probabilities (:func:`pipeline.video.pool_frames`).
+clip and pools the per-frame probabilities (:func:`pipeline.core.video.pool_frames`).
 
 Input: ``(size, size, channels)`` uint8 values (as float32); the first layer rescales to
 [0, 1] inside the model, as the LRCN does, so nobody divides by 255 elsewhere.

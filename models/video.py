@@ -2,7 +2,7 @@
 
 Every builder takes ``input_shape = (frames, height, width, 3)`` and ``n_classes`` and
 returns a compiled Keras model fed with the *uint8* face crops of
-:func:`pipeline.video.featurize` as they are: the first layer, ``Rescaling(1/255)``,
+:func:`pipeline.core.video.featurize` as they are: the first layer, ``Rescaling(1/255)``,
 maps pixels to [0, 1] inside the model (no parameters, so the reference parameter
 counts hold), which keeps a full RAVDESS tensor at 0.9 GB of uint8 instead of 3.6 GB
 of float32 and leaves no division to forget at serving time. Labels are class indices

@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # openSMILE and pylibsrtp (streamlit-webrtc) crash when loaded after TensorFlow; tests
 # run in one process in any order, so load them first, as the app and the CLI do.
-from pipeline.native import load_before_tensorflow  # noqa: E402
+from pipeline.core.native import load_before_tensorflow  # noqa: E402
 
 load_before_tensorflow()
 

@@ -1,4 +1,4 @@
-"""pipeline.audio: the window, feature shapes and units, augmentations, silence."""
+"""pipeline.core.audio: the window, feature shapes and units, augmentations, silence."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import audio
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio
+from pipeline.core.preprocessing import Preprocessing
 
 P = Preprocessing()
 SR = P.sample_rate
@@ -167,7 +167,7 @@ def test_is_silent() -> None:
 # ------------------------------------------------------------------ real recordings
 @pytest.mark.skipif(not os.environ.get("AVE_SHARED_DATA"), reason="AVE_SHARED_DATA not set")
 def test_real_ravdess_clip() -> None:
-    from pipeline import media
+    from pipeline.core import media
 
     wavs = sorted(Path(os.environ["AVE_SHARED_DATA"]).glob("ravdess-speech/Actor_*/*.wav"))
     if not wavs:

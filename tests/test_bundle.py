@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import bundle as bundle_mod, export as export_mod, results
-from pipeline.fusion import LateFusion
-from pipeline.preprocessing import Preprocessing
+from pipeline.serve import bundle as bundle_mod
+from pipeline.research import export as export_mod, results
+from pipeline.serve.fusion import LateFusion
+from pipeline.core.preprocessing import Preprocessing
 
 CLASSES = Preprocessing().classes
 
@@ -127,7 +128,7 @@ def test_keras_round_trip_gives_identical_predictions(tmp_path):
     before = np.asarray(model(x, training=False))
     branch = bundle_mod.BranchModel("audio", "audio_cnn", "keras", "mfcc_mean", params, model)
     fuser = LateFusion("rule_mean", classes=params.classes).fit(np.eye(6), np.eye(6), np.arange(6))
-    out = bundle_mod.write_bundle(tmp_path / "k", name="k", audio=branch, video=None, fusion=fuser)
+    out = export_mod.write_bundle(tmp_path / "k", name="k", audio=branch, video=None, fusion=fuser)
     loaded = bundle_mod.load_bundle(out)
     np.testing.assert_allclose(loaded.audio.predict_proba(x), before, atol=1e-5)
     assert loaded.video is None and json.loads((out / "bundle.json").read_text())["models"]["audio"]["file"] == "audio/model.keras"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from pipeline import cli
-from pipeline.corpora import manifest
+from pipeline.entry import cli
+from pipeline.core.corpora import manifest
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -36,8 +36,8 @@ def test_help_is_instant_and_imports_no_tensorflow():
     assert result.returncode == 0 and "--corpus" in result.stdout and "--root" in result.stdout
     probe = subprocess.run(
         [sys.executable, "-c",
-         "import sys, pipeline.cli, pipeline.corpora.ravdess, pipeline.corpora.savee, "
-         "pipeline.corpora.fetch, pipeline.corpora.report; "
+         "import sys, pipeline.entry.cli, pipeline.core.corpora.ravdess, pipeline.core.corpora.savee, "
+         "pipeline.core.corpora.fetch, pipeline.core.corpora.report; "
          "print('tensorflow' in sys.modules)"],
         capture_output=True, text=True, timeout=120, env=ENV)
     assert probe.returncode == 0, probe.stderr

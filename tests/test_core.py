@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from pipeline import labels, media
-from pipeline.corpora import manifest
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import labels, media
+from pipeline.core.corpora import manifest
+from pipeline.core.preprocessing import Preprocessing
 
 
 def test_label_sets_are_subsets_in_fixed_order():

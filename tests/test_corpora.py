@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.corpora import images, manifest, ravdess, savee, scan, tess
-from pipeline.corpora.ravdess import InvalidName, parse_name
-from pipeline.corpora.report import describe
-from pipeline.labels import RAVDESS_EMOTION_CODES, SAVEE_EMOTION_CODES, label_set, map_emotion
+from pipeline.core.corpora import images, manifest, ravdess, savee, scan, tess
+from pipeline.core.corpora.manifest import InvalidName
+from pipeline.core.corpora.ravdess import parse_name
+from pipeline.core.corpora.report import describe
+from pipeline.core.labels import RAVDESS_EMOTION_CODES, SAVEE_EMOTION_CODES, label_set, map_emotion
 
 # any two-digit field, biased towards the real codes so both branches get exercised
 two = st.one_of(st.sampled_from(["01", "02", "03", "08", "24"]),
@@ -200,7 +201,7 @@ def test_savee_names(path, expected):
     ("DC/a1.wav", savee.BAD_NAME),
 ])
 def test_savee_bad_names(path, reason):
-    with pytest.raises(savee.InvalidName) as err:
+    with pytest.raises(manifest.InvalidName) as err:
         savee.parse_name(path)
     assert err.value.reason == reason
 
@@ -346,7 +347,7 @@ def test_tess_scan_identifies_clips_by_file_name_in_any_layout(tmp_path):
     _touch(tmp_path / ".cache" / "OAF_hole_sad.wav")  # hidden folder: not walked
     frame, summary = scan("tess", tmp_path)
     expected = {reason: len(paths) for reason, paths in junk.items()}
-    expected[tess.EMPTY] = 1
+    expected[manifest.EMPTY] = 1
     assert summary.skipped == expected
     assert summary.n_files_seen == len(good) + sum(expected.values())
     rows = frame.set_index("clip_id")

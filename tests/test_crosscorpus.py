@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import audio, bundle as bundle_mod, crosscorpus
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio
+from pipeline.research import export as export_mod
+from pipeline.serve import bundle as bundle_mod
+from pipeline.research import crosscorpus
+from pipeline.core.preprocessing import Preprocessing
 
 PARAMS = Preprocessing(labels="four")  # neutral, happy, sad, angry: the corpus's other emotions are skipped
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from pipeline.synth.corpus import generate
+    from pipeline.core.synth.corpus import generate
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, n_actors=2, seed=3, audio_only=True, progress=False)
@@ -27,8 +30,8 @@ def corpus(tmp_path_factory) -> Path:
 def audio_bundle(corpus: Path, tmp_path_factory) -> Path:
     """Logistic regression on MFCC statistics fitted on actor 01 only."""
     import models
-    from pipeline.corpora import scan
-    from pipeline.media import load_audio
+    from pipeline.core.corpora import scan
+    from pipeline.core.media import load_audio
 
     frame, _ = scan("synthetic", corpus)
     frame = frame[(frame["actor"] == "01") & frame["emotion"].isin(PARAMS.classes)]
@@ -37,7 +40,7 @@ def audio_bundle(corpus: Path, tmp_path_factory) -> Path:
     model = models.build("logreg", (X.shape[1],), 4).fit(X, y)
     branch = bundle_mod.BranchModel(branch="audio", model_name="logreg", framework="sklearn",
                                     input_kind="mfcc_stats", params=PARAMS, model=model)
-    return bundle_mod.write_bundle(tmp_path_factory.mktemp("b") / "tiny", name="tiny", audio=branch, video=None)
+    return export_mod.write_bundle(tmp_path_factory.mktemp("b") / "tiny", name="tiny", audio=branch, video=None)
 
 
 def test_parse_actors():
@@ -67,8 +70,32 @@ def test_evaluate_counts_skips_and_scores(audio_bundle: Path, corpus: Path, tmp_
     assert again.run_dir.parent.name.endswith("-actors2")
 
 
+def test_evaluate_keeps_every_run(audio_bundle: Path, corpus: Path, tmp_path: Path):
+    """A rerun is a new run (eval-2), never an overwrite of eval-1."""
+    runs = [crosscorpus.evaluate_bundle(audio_bundle, "synthetic", corpus, actors="1", out=tmp_path / "runs",
+                                        cache_dir=tmp_path / "cache", progress=False).run_dir for _ in range(2)]
+    assert [r.name for r in runs] == ["eval-1", "eval-2"] and runs[0].parent == runs[1].parent
+    first = (runs[0] / "metrics.json").read_text()
+    assert json.loads(first)["fold"] == "eval-1" and (runs[1] / "metrics.json").is_file()
+    from pipeline.research import store
+
+    assert store.folds(tmp_path / "runs" / "evaluate", runs[0].parent.name) == ["eval-1", "eval-2"]
+
+
+def test_evaluate_writes_under_the_users_runs_by_default(audio_bundle: Path, corpus: Path, tmp_path: Path,
+                                                         monkeypatch):
+    """Without --out, evaluate writes under AVE_RUNS (runs/, git-ignored), never the record."""
+    from pipeline.core import paths
+
+    monkeypatch.setenv("AVE_RUNS", str(tmp_path / "mine"))
+    result = crosscorpus.evaluate_bundle(audio_bundle, "synthetic", corpus, actors="1",
+                                         cache_dir=tmp_path / "cache", progress=False)
+    assert result.run_dir.is_relative_to(tmp_path / "mine")
+    assert not result.run_dir.is_relative_to(paths.record_dir())
+
+
 def test_evaluate_cli_json_and_errors(audio_bundle: Path, corpus: Path, tmp_path: Path, capsys, monkeypatch):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     monkeypatch.setenv("AVE_CACHE", str(tmp_path / "cache"))
     assert main(["evaluate", "--bundle", str(audio_bundle), "--corpus", "synthetic", "--root", str(corpus),
@@ -90,7 +117,7 @@ class _EverywhereFace:
     """A face finder that sees one face filling any picture."""
 
     def detect(self, rgb: np.ndarray) -> list:
-        from pipeline.faces import Box
+        from pipeline.core.faces import Box
 
         return [Box(0, 0, rgb.shape[1], rgb.shape[0])]
 
@@ -103,7 +130,7 @@ def test_evaluate_images_matches_the_serving_path(tmp_path: Path):
     import cv2
 
     import models
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     rng = np.random.default_rng(0)
     for emotion in ("happy", "sad", "contempt"):
@@ -114,7 +141,7 @@ def test_evaluate_images_matches_the_serving_path(tmp_path: Path):
     branch = bundle_mod.BranchModel(branch="video", model_name="face_cnn_small", framework="keras",
                                     input_kind="faces", params=params,
                                     model=models.build("face_cnn_small", (48, 48, 1), 7, augment=0.0))
-    bundle_dir = bundle_mod.write_bundle(tmp_path / "faces_bundle", name="faces", audio=None, video=branch)
+    bundle_dir = export_mod.write_bundle(tmp_path / "faces_bundle", name="faces", audio=None, video=branch)
     result = crosscorpus.evaluate_bundle(bundle_dir, "images", tmp_path / "faces", out=tmp_path / "runs",
                                          cache_dir=tmp_path / "cache", progress=False)
     assert result.branch == "video" and result.n == 6

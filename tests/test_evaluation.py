@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from pipeline.evaluation import confusion, evaluate, expected_calibration_error
+from pipeline.research.evaluation import confusion, evaluate, expected_calibration_error
 
 CLASSES = ["neutral", "happy", "sad"]
 

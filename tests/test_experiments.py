@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import experiments, results
-from pipeline.cli import main
-from pipeline.labels import label_set, ravdess_emotion_code
-from pipeline.splits import Fold
+from pipeline.research import experiments
+from pipeline.research import store
+from pipeline.entry.cli import main
+from pipeline.core.labels import label_set, ravdess_emotion_code
+from pipeline.research.splits import Fold
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -135,7 +136,7 @@ def tone_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_audio_spec_end_to_end_and_resume(tone_corpus: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.corpora import scan
+    from pipeline.core.corpora import scan
 
     n_clips = len(scan("ravdess", tone_corpus)[0])
     monkeypatch.setenv("AVE_CACHE", str(tmp_path / "cache"))
@@ -156,13 +157,13 @@ def test_quick_audio_spec_end_to_end_and_resume(tone_corpus: Path, tmp_path: Pat
         for fold in ("speaker-0", "speaker-1"):
             d = exp / variant / fold
             assert (d / model_file).is_file() and (d / "predictions.csv").is_file()
-            metrics = results.load_metrics(exp, variant)[0]
+            metrics = store.load_metrics(exp, variant)[0]
             assert metrics["n_test"] + metrics["n_train"] == n_clips and metrics["n_val"] == 0
-            config = results.load_config(exp, variant, fold)
+            config = store.load_config(exp, variant, fold)
             assert config["classes"] == list(label_set("four"))
             assert config["preprocessing_params"]["n_mfcc"] == 40
     assert (exp / "cnn" / "speaker-0" / "history.csv").is_file()
-    preds = results.load_predictions(exp, "cnn")
+    preds = store.load_predictions(exp, "cnn")
     assert len(preds) == n_clips and preds["clip_id"].is_unique  # each clip tested exactly once
     out = capsys.readouterr().out
     assert "cnn" in out and "±" in out
@@ -180,7 +181,7 @@ def test_quick_audio_spec_end_to_end_and_resume(tone_corpus: Path, tmp_path: Pat
     shutil.rmtree(exp / "svm" / "speaker-1")
     (exp / "svm" / ".tmp-speaker-1-dead").mkdir()
     assert main(args) == 0
-    assert results.folds(exp, "svm") == ["speaker-0", "speaker-1"]
+    assert store.folds(exp, "svm") == ["speaker-0", "speaker-1"]
     assert not list((exp / "svm").glob(".tmp-*"))
     assert (exp / "cnn" / "speaker-0" / "metrics.json").stat().st_mtime_ns == stamp
 

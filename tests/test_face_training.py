@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.corpora import scan
-from pipeline.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
+from pipeline.core.corpora import scan
+from pipeline.research.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
 
 
 def _image_set(root: Path) -> Path:

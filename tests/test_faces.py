@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import faces
-from pipeline.faces import Box
+from pipeline.core import faces
+from pipeline.core.faces import Box
 
 
 class FixedDetector:

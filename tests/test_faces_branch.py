@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import bundle as bundle_mod, export as export_mod, paths, results, video
-from pipeline.analysis import BranchResult
-from pipeline.corpora import images
-from pipeline.fusion import ReliabilityFusion, SingleBranch, reliability_weights
-from pipeline.preprocessing import Preprocessing
+from pipeline.serve import bundle as bundle_mod
+from pipeline.research import export as export_mod, results
+from pipeline.core import paths, video
+from pipeline.serve.analysis import BranchResult
+from pipeline.core.corpora import images
+from pipeline.serve.fusion import ReliabilityFusion, SingleBranch, reliability_weights
+from pipeline.core.preprocessing import Preprocessing
 
 FACE = Preprocessing(crop_size=48, color="gray", labels="seven", n_frames=4, crop_margin=0.0)
 
@@ -63,7 +65,7 @@ def test_face_input_is_the_same_for_an_image_and_a_video_frame(tmp_path: Path):
 def test_large_image_without_a_face_abstains(tmp_path: Path):
     blank = np.full((300, 400, 3), 128, np.uint8)
     cv2.imwrite(str(tmp_path / "wall.jpg"), blank)
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     sample = video.image_sample(tmp_path / "wall.jpg", FACE, detector=HaarDetector())
     assert not sample.ok and sample.status == video.NO_FACE
@@ -82,7 +84,7 @@ def test_pool_frames_is_a_normalised_geometric_mean():
 
 # --------------------------------------------------------------------------- training
 def test_per_frame_training_pools_test_clips():
-    from pipeline.training import fit_predict
+    from pipeline.research.training import fit_predict
 
     rng = np.random.default_rng(0)
     n, frames = 24, 3
@@ -109,11 +111,11 @@ def face_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "real"
     # Haar: it finds the drawn test face in a small image (MTCNN, the real bundle's
     # finder, needs a photographed one), so the small-image face check can pass
-    return bundle_mod.write_bundle(out, name="real", audio=None, video=branch, extra={"detector": "haar"})
+    return export_mod.write_bundle(out, name="real", audio=None, video=branch, extra={"detector": "haar"})
 
 
 def test_a_still_image_is_a_one_frame_clip(face_bundle: Path, tmp_path: Path):
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), cv2.cvtColor(_face_image(48), cv2.COLOR_RGB2BGR))
@@ -129,7 +131,7 @@ def test_a_still_image_is_a_one_frame_clip(face_bundle: Path, tmp_path: Path):
 def test_a_small_picture_without_a_face_abstains(face_bundle: Path, tmp_path: Path):
     """A small image is taken as the face crop only if the face finder sees a face in it:
     noise, a blank picture and a single pixel abstain instead of getting an emotion."""
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     loaded = bundle_mod.load_bundle(face_bundle)
     noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -143,7 +145,7 @@ def test_a_small_picture_without_a_face_abstains(face_bundle: Path, tmp_path: Pa
 
 
 def test_predict_cli_on_a_photo_answers_from_the_face(face_bundle: Path, tmp_path: Path, capsys):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     path = tmp_path / "face.jpg"
     cv2.imwrite(str(path), cv2.cvtColor(_face_image(48), cv2.COLOR_RGB2BGR))
@@ -154,7 +156,7 @@ def test_predict_cli_on_a_photo_answers_from_the_face(face_bundle: Path, tmp_pat
 
 
 def test_crops_of_a_video_clip_go_through_the_per_frame_model(face_bundle: Path):
-    from pipeline.inference import predict_crops
+    from pipeline.serve.inference import predict_crops
 
     loaded = bundle_mod.load_bundle(face_bundle)
     clips = [np.stack([_face_image(64, s) for s in range(5)]), _face_image(80)[None]]
@@ -213,7 +215,7 @@ def test_export_keeps_a_fuser_only_if_it_beats_the_better_branch(tmp_path: Path,
 
 
 def test_fusing_over_the_emotions_both_branches_name():
-    from pipeline.inference import _fuse
+    from pipeline.serve.inference import _fuse
 
     class _B:
         classes = ("happy", "sad")
@@ -224,7 +226,7 @@ def test_fusing_over_the_emotions_both_branches_name():
     fused = _fuse(_B(), a, v)
     assert set(fused.probabilities) == {"happy", "sad"}
     assert fused.probabilities["happy"] == pytest.approx(0.5 * 0.625 + 0.5 * 0.25)
-    assert bundle_mod.shared_classes(("neutral", "calm", "happy"), ("happy", "neutral", "disgust")) == ("neutral", "happy")
+    assert export_mod.shared_classes(("neutral", "calm", "happy"), ("happy", "neutral", "disgust")) == ("neutral", "happy")
 
 
 # --------------------------------------------------------------------------- default bundle

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import audio, features, media
-from pipeline.corpora import scan
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio, media
+from pipeline.research import features
+from pipeline.core.corpora import scan
+from pipeline.core.preprocessing import Preprocessing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_experiments import write_tone_corpus  # noqa: E402

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import cli
-from pipeline.corpora import fetch as fetch_mod
-from pipeline.corpora import ravdess
-from pipeline.corpora.fetch import Archive, FetchError, fetch, ravdess_archives, select
+from pipeline.entry import cli
+from pipeline.core.corpora import fetch as fetch_mod
+from pipeline.core.corpora import ravdess
+from pipeline.core.corpora.fetch import Archive, FetchError, fetch, ravdess_archives, select
 
 NAMES = ("03-01-01-01-01-01-01.wav", "03-01-05-02-01-02-01.wav", "03-01-08-01-02-01-01.wav")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import fusion, fusion_runs
+from pipeline.serve import fusion
+from pipeline.research import fusion_runs
 
 C = 6
 

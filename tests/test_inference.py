@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import audio, bundle as bundle_mod, inference
-from pipeline.fusion import LateFusion
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio
+from pipeline.research import export as export_mod
+from pipeline.serve import bundle as bundle_mod, inference
+from pipeline.serve.fusion import LateFusion
+from pipeline.core.preprocessing import Preprocessing
 
 SR = 16000
 FPS = 10
@@ -116,7 +118,7 @@ def tiny_bundle(tmp_path_factory) -> bundle_mod.Bundle:
     pv = video_model.predict_proba(np.array(xv))
     fuser = LateFusion("rule_weighted", classes=params.classes).fit(pa, pv, np.array(ya))
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    bundle_mod.write_bundle(
+    export_mod.write_bundle(
         out, name="tiny",
         audio=bundle_mod.BranchModel("audio", "logreg", "sklearn", "mfcc_mean", params, audio_model,
                                      metrics={"accuracy_mean": 1.0}),
@@ -176,7 +178,7 @@ def test_audio_and_video_with_landmarks_fuse(tiny_bundle, clips):
 
 
 def test_no_face_falls_back_to_audio(tiny_bundle, clips):
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     result = inference.analyze(clips["faceless"], tiny_bundle, detector=HaarDetector())
     assert not result.video.ok and "face" in result.video.status
@@ -204,7 +206,7 @@ def test_silent_audio_abstains(tiny_bundle, clips):
 
 
 def test_corrupt_file_raises_media_error(tiny_bundle, clips):
-    from pipeline.media import MediaError
+    from pipeline.core.media import MediaError
 
     with pytest.raises(MediaError):
         inference.analyze(clips["corrupt"], tiny_bundle)
@@ -217,7 +219,7 @@ def test_describe_is_plain_words(tiny_bundle, clips):
 
 @pytest.mark.parametrize("clip, code", [("wav_angry", 0), ("silent", 2), ("corrupt", 2)])
 def test_predict_cli(tiny_bundle, clips, capsys, clip, code):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     rc = main(["predict", str(clips[clip]), "--bundle", str(tiny_bundle.path), "--json"])
     captured = capsys.readouterr()
@@ -231,7 +233,7 @@ def test_predict_cli(tiny_bundle, clips, capsys, clip, code):
 
 
 def test_predict_cli_missing_bundle(tmp_path, clips, capsys):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     assert main(["predict", str(clips["wav_angry"]), "--bundle", str(tmp_path / "none")]) == 2
     assert "no bundle" in capsys.readouterr().err

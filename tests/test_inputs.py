@@ -2,7 +2,7 @@
 offsets or cut files.
 
 Each kind of failure has a test whose input the test writes itself (PyAV, soundfile,
-numpy) and checks through :func:`pipeline.inference.analyze` and through
+numpy) and checks through :func:`pipeline.serve.inference.analyze` and through
 ``python -m pipeline predict --json`` (exit code 0 while one branch answers, 2 when
 nothing usable remains). The bundle is the tiny scikit-learn one of
 ``tests/test_inference.py`` (tones of six pitches, crops of six colours).
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import analysis as analysis_mod, audio, faces, inference, media
-from pipeline.preprocessing import Preprocessing
+from pipeline.serve import analysis as analysis_mod, inference
+from pipeline.core import audio, faces, media
+from pipeline.core.preprocessing import Preprocessing
 from test_inference import (COLOURS, PITCHES, SR, frames_for, landmarks_csv,  # noqa: F401 (fixture)
                             tiny_bundle, tone, write_media)
 
@@ -41,7 +42,7 @@ def speech(seconds: float | None = None, seed: int = 2) -> np.ndarray:
     or its first ``seconds`` of speech (from the voice's onset)."""
     import librosa
 
-    from pipeline.synth import voice
+    from pipeline.core.synth import voice
 
     actor = voice.random_actor(np.random.default_rng(1), female=True)
     cues = dict(f0_st=0.0, f0_range=1.0, rate=1.0, loudness_db=0.0, tilt_db=0.0, jitter=1.0,
@@ -56,7 +57,7 @@ def speech(seconds: float | None = None, seed: int = 2) -> np.ndarray:
 
 def face_image(seed: int, size: int) -> np.ndarray:
     """A drawn face of the synthetic corpus, (size, size, 3) uint8 RGB (Haar finds it)."""
-    from pipeline.synth import face
+    from pipeline.core.synth import face
 
     actor = face.random_actor(np.random.default_rng(seed), female=seed % 2 == 0)
     parts = face.geometry(actor, {c: float(v) for c, v in zip(face.CUES, actor.rest)}, gap=0.02)
@@ -188,7 +189,7 @@ def predict_json(clip: Path, bundle_dir: Path, *extra: str, env: dict[str, str] 
                               cwd=REPO, env={**os.environ, **env}, timeout=300)
         rc, out, err = done.returncode, done.stdout, done.stderr
     else:
-        from pipeline.cli import main
+        from pipeline.entry.cli import main
 
         rc = main(args)
         captured = capsys.readouterr()
@@ -307,7 +308,7 @@ def test_too_short_speech_in_loud_noise_counts_the_speech(tiny_bundle, tmp_path,
 # --------------------------------------------------------------------------- 2. cover art
 @pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".flac"])
 def test_cover_art_is_not_video(tiny_bundle, tmp_path, capsys, suffix):
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     clip = write_with_cover(tmp_path / f"song{suffix}", tone(PITCHES[4], 3.0))
     info = media.probe(clip)
@@ -326,8 +327,8 @@ def test_cover_art_is_not_video(tiny_bundle, tmp_path, capsys, suffix):
 
 
 def test_single_still_frame_is_not_a_moving_face(tiny_bundle, tmp_path, capsys):
-    from pipeline import video
-    from pipeline.faces import HaarDetector
+    from pipeline.core import video
+    from pipeline.core.faces import HaarDetector
 
     clip = write_still_mp4(tmp_path / "poster.mp4", tone(PITCHES[4], 3.0))
     assert not media.probe(clip).has_video and media.probe(clip).still_picture
@@ -439,7 +440,7 @@ def test_the_cap_is_a_setting(tiny_bundle, tmp_path):
 
 # --------------------------------------------------------------------------- 6. faces
 def test_two_faces_are_counted_and_the_larger_followed(tiny_bundle, tmp_path, capsys):
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     clip = write_two_faces(tmp_path / "two.mp4")
     result = inference.analyze(clip, tiny_bundle, detector=HaarDetector())
@@ -499,7 +500,7 @@ def test_every_decodable_voice_format_is_accepted(tiny_bundle, tmp_path, suffix)
 
 
 def test_one_list_of_extensions_everywhere(tiny_bundle, tmp_path, capsys):
-    from pipeline.cli import build_parser
+    from pipeline.entry.cli import build_parser
 
     assert set(media.IMAGE_EXTENSIONS) <= set(media.ACCEPTED_EXTENSIONS)
     assert len(set(media.ACCEPTED_EXTENSIONS)) == len(media.ACCEPTED_EXTENSIONS)
@@ -528,7 +529,7 @@ def test_confidence_word_is_calibrated():
 
 
 def test_answers_carry_their_calibration(calibrated_bundle, tmp_path, capsys):
-    from pipeline.bundle import load_bundle
+    from pipeline.serve.bundle import load_bundle
 
     bundle = load_bundle(calibrated_bundle)
     clear = inference.analyze(write_wav(tmp_path / "clear.wav", tone(PITCHES[4], 3.0)), bundle)
@@ -573,7 +574,7 @@ def test_non_finite_samples_are_a_one_line_error_naming_the_file(tiny_bundle, tm
 def test_a_photo_renamed_mp4_is_a_photo():
     import cv2
 
-    from pipeline.media import is_image
+    from pipeline.core.media import is_image
 
     ok, png = cv2.imencode(".png", face_image(0, 48))
     assert ok and is_image(png.tobytes()) and not is_image(b"RIFF....WAVEfmt ")
@@ -581,7 +582,7 @@ def test_a_photo_renamed_mp4_is_a_photo():
 
 
 def test_predict_refuses_missing_paths_and_bad_landmarks_up_front(tiny_bundle, tmp_path, capsys):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     clip = write_wav(tmp_path / "voice.wav", speech(2.0))
     for args, said in ((["predict", str(tmp_path / "nope.wav")], "no such file"),
@@ -598,7 +599,7 @@ def test_a_cut_short_file_says_so(tmp_path):
     to half its stated length: the note says the file is damaged or cut short."""
     import av
 
-    from pipeline import media
+    from pipeline.core import media
 
     path = tmp_path / "whole.m4a"
     with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
@@ -613,7 +614,7 @@ def test_a_cut_short_file_says_so(tmp_path):
 
 
 def test_a_clipped_recording_is_noted(tmp_path):
-    from pipeline import media
+    from pipeline.core import media
 
     y = speech(2.0)
     clean = write_wav(tmp_path / "clean.wav", 0.5 * y / np.abs(y).max())

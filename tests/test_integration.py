@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import fusion, fusion_runs, results
+from pipeline.serve import fusion
+from pipeline.research import fusion_runs
+from pipeline.research import store
 
 EMOTIONS = ["neutral", "happy", "sad", "angry"]  # the "four" label set: 28 takes per actor
 CLASSES = tuple(EMOTIONS)
@@ -33,8 +35,8 @@ def _spec(root: Path, **top) -> dict:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Corpus (3 actors, 4 emotions), an audio-only run, then the fusion run."""
-    from pipeline.experiments import run_spec
-    from pipeline.synth.corpus import generate
+    from pipeline.research.experiments import run_spec
+    from pipeline.core.synth.corpus import generate
 
     tmp = tmp_path_factory.mktemp("integration")
     corpus = tmp / "synthetic"
@@ -90,7 +92,7 @@ def test_fusion_inputs_are_out_of_fold(world):
     outer test clips are never fusion inputs, and every inner model that produced a
     training input was fitted on other actors only."""
     exp = world["exp"]
-    for fold in results.folds(exp, "fusion_lr"):
+    for fold in store.folds(exp, "fusion_lr"):
         test = pd.read_csv(exp / "audio" / fold / "predictions.csv", dtype={"actor": str})
         for branch in ("audio", "video"):
             oof = pd.read_csv(exp / branch / fold / fusion_runs.OOF_FILE, dtype={"actor": str})
@@ -105,7 +107,7 @@ def test_fusion_inputs_are_out_of_fold(world):
 
 
 def test_rerun_does_nothing(world):
-    from pipeline.experiments import run_spec
+    from pipeline.research.experiments import run_spec
 
     before = {p: p.stat().st_mtime for p in world["exp"].glob("*/*/metrics.json")}
     run_spec(world["spec"], out=world["runs"], progress=False, cache_dir=world["cache"])
@@ -114,10 +116,10 @@ def test_rerun_does_nothing(world):
 
 
 def test_export_and_predict(world, tmp_path, capsys):
-    from pipeline.bundle import load_bundle
-    from pipeline.export import export_bundle
-    from pipeline.cli import main
-    from pipeline.inference import analyze
+    from pipeline.serve.bundle import load_bundle
+    from pipeline.research.export import export_bundle
+    from pipeline.entry.cli import main
+    from pipeline.serve.inference import analyze
 
     exp = world["exp"]
     best = min(fusion.ALL_FUSERS, key=lambda v: -float(
@@ -147,7 +149,7 @@ def test_export_and_predict(world, tmp_path, capsys):
 
 
 def test_demo_picks_the_best_fuser_by_speaker_uar(tmp_path):
-    from pipeline.demo import best_fuser
+    from pipeline.entry.demo import best_fuser
 
     rows = [("audio", "speaker", 0.9, 0.9), ("fusion_lr", "speaker", 0.7, 0.8),
             ("fusion_mlp", "speaker", 0.8, 0.7), ("rule_mean", "speaker", 0.8, 0.75),
@@ -160,7 +162,7 @@ def test_demo_picks_the_best_fuser_by_speaker_uar(tmp_path):
 
 
 def test_demo_sees_an_incomplete_corpus(tmp_path):
-    from pipeline.demo import corpus_complete
+    from pipeline.entry.demo import corpus_complete
 
     assert not corpus_complete(tmp_path, 2)
     (tmp_path / "SYNTHETIC.json").write_text(json.dumps({"n_actors": 2}))

@@ -12,8 +12,8 @@ def test_opensmile_and_webrtc_survive_after_a_keras_model_is_built():
     script = textwrap.dedent("""
         import numpy as np
         import models
-        from pipeline import audio
-        from pipeline.preprocessing import Preprocessing
+        from pipeline.core import audio
+        from pipeline.core.preprocessing import Preprocessing
 
         models.build("lrcn_ref", (4, 64, 64, 3), 6)          # imports TensorFlow
         import pylibsrtp                                     # streamlit-webrtc's native part

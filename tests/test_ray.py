@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import results
-from pipeline.cli import main
+from pipeline.research import store
+from pipeline.entry.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_COLUMNS = ["accuracy_mean", "accuracy_std", "uar_mean", "uar_std", "macro_f1_mean",
@@ -84,7 +84,7 @@ def netns() -> None:
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny audio-only synthetic corpus (4 actors, 4 emotions), the two spec files and
     one feature cache shared by every run (features are extracted once, by the first)."""
-    from pipeline.synth.corpus import generate
+    from pipeline.core.synth.corpus import generate
 
     base = tmp_path_factory.mktemp("ray")
     corpus = base / "corpus"
@@ -136,7 +136,7 @@ def metrics_of(exp: Path, variants: list[str]) -> pd.DataFrame:
 
 def fold_metrics(exp: Path, variant: str) -> list[dict]:
     keep = ("fold", "accuracy", "uar", "macro_f1", "ece", "n_train", "test_actors")
-    return [{k: m[k] for k in keep} for m in results.load_metrics(exp, variant)]
+    return [{k: m[k] for k in keep} for m in store.load_metrics(exp, variant)]
 
 
 # --------------------------------------------------------------------------- acceptance
@@ -146,12 +146,12 @@ def test_ray_gives_the_local_summary(netns: None, workspace: dict[str, Path], lo
     exp = workspace["base"] / "ray" / "ray_it"
     assert "svm" in proc.stdout and "logreg" in proc.stdout  # the summary table is printed
     for variant in ("svm", "logreg"):
-        assert results.folds(exp, variant) == ["speaker-0", "speaker-1"]
+        assert store.folds(exp, variant) == ["speaker-0", "speaker-1"]
         assert fold_metrics(exp, variant) == fold_metrics(local_run, variant)
         for fold in ("speaker-0", "speaker-1"):
             assert (exp / variant / fold / "model.joblib").is_file()
-            assert results.load_config(exp, variant, fold)["fingerprint"] == \
-                results.load_config(local_run, variant, fold)["fingerprint"]
+            assert store.load_config(exp, variant, fold)["fingerprint"] == \
+                store.load_config(local_run, variant, fold)["fingerprint"]
         assert not list((exp / variant).glob(".tmp-*"))
     pd.testing.assert_frame_equal(metrics_of(exp, ["svm", "logreg"]), metrics_of(local_run, ["svm", "logreg"]),
                                   check_exact=False, rtol=1e-9)
@@ -166,9 +166,9 @@ def test_failed_task_is_named_others_kept_and_rerun_skips_finished(
     for fold in ("speaker-0", "speaker-1"):  # variant, fold and the error's last line
         assert f"failed: broken/{fold}: InvalidParameterError: The 'C' parameter" in proc.stderr
     assert "2 task(s) failed" in proc.stderr
-    assert results.folds(exp, "broken") == [] and not list((exp / "broken").glob(".tmp-*"))
+    assert store.folds(exp, "broken") == [] and not list((exp / "broken").glob(".tmp-*"))
     for variant in ("svm", "logreg"):  # the others finished and are kept
-        assert results.folds(exp, variant) == ["speaker-0", "speaker-1"]
+        assert store.folds(exp, variant) == ["speaker-0", "speaker-1"]
         assert fold_metrics(exp, variant) == fold_metrics(local_run, variant)
     summary = pd.read_csv(exp / "summary.csv")  # written from what finished
     assert sorted(summary["variant"]) == ["logreg", "svm"]
@@ -183,7 +183,7 @@ def test_failed_task_is_named_others_kept_and_rerun_skips_finished(
     again = run_ray(workspace, workspace["broken"], out)
     assert again.returncode == 1, again.stderr[-3000:]
     assert "2 task(s) failed" in again.stderr  # only broken's two folds ran and failed again
-    assert results.folds(exp, "svm") == ["speaker-0", "speaker-1"]
+    assert store.folds(exp, "svm") == ["speaker-0", "speaker-1"]
     assert not list((exp / "svm").glob(".tmp-*"))
     for key, stamp in stamps.items():
         if key != ("svm", "speaker-1"):
@@ -194,7 +194,7 @@ def test_failed_task_is_named_others_kept_and_rerun_skips_finished(
 # --------------------------------------------------------------------------- no ray unless chosen
 def test_ray_is_imported_only_by_the_ray_executor() -> None:
     """Statically: no module of the package, the models or the dashboard imports ray at
-    module level except pipeline/ray_executor.py, and that one only inside functions."""
+    module level except pipeline/research/ray_executor.py, and that one only inside functions."""
     offenders = []
     for folder in ("pipeline", "models", "dashboard"):
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -209,8 +209,8 @@ def test_ray_is_imported_only_by_the_ray_executor() -> None:
 
 
 def test_help_and_the_executor_hook_do_not_import_ray() -> None:
-    code = ("import sys; from pipeline.cli import build_parser; build_parser().format_help(); "
-            "import pipeline.experiments as e, pipeline.ray_executor; e.executor_for('ray'); "
+    code = ("import sys; from pipeline.entry.cli import build_parser; build_parser().format_help(); "
+            "import pipeline.research.experiments as e, pipeline.research.ray_executor; e.executor_for('ray'); "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -219,7 +219,7 @@ def test_help_and_the_executor_hook_do_not_import_ray() -> None:
 
 def test_local_ray_instance_is_loopback_only_without_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``start`` asks of Ray, checked against a stand-in module (no Ray starts)."""
-    from pipeline import ray_executor
+    from pipeline.research import ray_executor
 
     calls: list[dict] = []
     fake = types.ModuleType("ray")
@@ -242,7 +242,7 @@ def test_ray_flags_need_the_ray_executor(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_error_line_is_the_last_line() -> None:
-    from pipeline.experiments import TaskFailure, error_line
+    from pipeline.research.experiments import TaskFailure, error_line
 
     assert error_line(ValueError("boom")) == "ValueError: boom"
     assert error_line(RuntimeError("Traceback ...\n  File x\nKeyError: 'y'\n")) == "KeyError: 'y'"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import paths
-from pipeline.bundle import load_bundle
+from pipeline.core import paths
+from pipeline.serve.bundle import load_bundle
 
 REAL = paths.shipped_bundle()
 SEVEN = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -46,7 +46,7 @@ def test_default_bundle_is_the_real_one(monkeypatch):
 def test_photo_answers_from_the_face(real, tmp_path: Path):
     import cv2
 
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     face = np.full((48, 48), 120, np.uint8)
     cv2.ellipse(face, (24, 26), (15, 19), 0, 0, 360, 190, -1)
@@ -55,7 +55,7 @@ def test_photo_answers_from_the_face(real, tmp_path: Path):
     cv2.ellipse(face, (24, 33), (7, 4), 0, 0, 180, 60, 2)
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), face)
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     # a drawn face: Haar sees it in the small-image check (MTCNN wants a photographed one)
     result = analyze(path, real, detector=HaarDetector())
@@ -70,7 +70,7 @@ def test_fer_crop_passes_the_bundles_own_face_check(real):
     small-image check and is answered."""
     import os
 
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     root = Path(os.environ.get("AVE_SHARED_DATA", "")) / "fer2013" / "train" / "happy"
     crops = sorted(root.glob("*.jpg"))[:5] if os.environ.get("AVE_SHARED_DATA") else []
@@ -81,7 +81,7 @@ def test_fer_crop_passes_the_bundles_own_face_check(real):
 
 
 def _voice(emotion: str, seed: int) -> np.ndarray:
-    from pipeline.synth import profiles, voice
+    from pipeline.core.synth import profiles, voice
 
     actor = voice.random_actor(np.random.default_rng(seed), female=bool(seed % 2))
     utt = voice.synthesize("01", profiles.voice_profile(emotion, "strong"), actor, np.random.default_rng(seed))
@@ -89,7 +89,7 @@ def _voice(emotion: str, seed: int) -> np.ndarray:
 
 
 def test_voice_answers_and_tone_abstains(real, tmp_path: Path):
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     y, sr = _voice("angry", 5)
     sf.write(tmp_path / "voice.wav", y, sr)
@@ -103,7 +103,7 @@ def test_voice_answers_and_tone_abstains(real, tmp_path: Path):
 
 
 def test_real_speech_is_answered(real, shared_data: Path):
-    from pipeline.inference import analyze
+    from pipeline.serve.inference import analyze
 
     clip = sorted((shared_data / "ravdess-speech" / "Actor_12").glob("03-01-05-02-*"))[0]  # angry, strong
     result = analyze(clip, real)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import results
+from pipeline.research import results
+from pipeline.research import store
 
 
 def _write(exp: Path, variant: str, fold: str, acc: float, protocol: str = "speaker") -> Path:
@@ -25,7 +26,7 @@ def _write(exp: Path, variant: str, fold: str, acc: float, protocol: str = "spea
 
 def test_fold_written_atomically_and_complete(tmp_path: Path) -> None:
     fold = _write(tmp_path / "exp", "a", "speaker-0", 0.8)
-    assert results.fold_done(fold)
+    assert store.fold_done(fold)
     assert sorted(p.name for p in fold.iterdir()) == [
         "config.yaml", "history.csv", "metrics.json", "model.joblib", "predictions.csv"]
     assert not list((tmp_path / "exp" / "a").glob(".tmp-*"))
@@ -38,7 +39,7 @@ def test_failed_write_leaves_no_fold(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         results.write_fold(tmp_path / "exp" / "a" / "speaker-0", config={}, metrics={"accuracy": 1},
                            predictions=pd.DataFrame(), save_model=boom)
-    assert not results.fold_done(tmp_path / "exp" / "a" / "speaker-0")
+    assert not store.fold_done(tmp_path / "exp" / "a" / "speaker-0")
     assert not list((tmp_path / "exp" / "a").iterdir())
 
 
@@ -48,10 +49,10 @@ def test_unfinished_fold_is_not_done_and_is_replaced(tmp_path: Path) -> None:
     stale.mkdir(parents=True)
     (stale / "predictions.csv").write_text("partial")
     (exp / "a" / ".tmp-speaker-1-xyz").mkdir()
-    assert not results.fold_done(stale)
+    assert not store.fold_done(stale)
     assert results.clean_partial(exp) == 1
     _write(exp, "a", "speaker-0", 0.7)
-    assert results.fold_done(stale) and not (stale / "predictions.csv").read_text() == "partial"
+    assert store.fold_done(stale) and not (stale / "predictions.csv").read_text() == "partial"
 
 
 def test_summary_mean_std_per_variant_and_protocol(tmp_path: Path) -> None:
@@ -62,15 +63,15 @@ def test_summary_mean_std_per_variant_and_protocol(tmp_path: Path) -> None:
     _write(exp, "svm", "speaker-0", 0.5)
     results.write_spec(exp, {"name": "exp", "variants": [{"name": "svm"}, {"name": "cnn"}]})
     frame = results.write_summary(exp)
-    assert list(frame.columns) == list(results.SUMMARY_COLUMNS)
+    assert list(frame.columns) == list(store.SUMMARY_COLUMNS)
     on_disk = pd.read_csv(exp / "summary.csv")
     assert len(on_disk) == 3
     row = frame[(frame.variant == "cnn") & (frame.protocol == "speaker")].iloc[0]
     assert row.n_folds == 2
     assert row.accuracy_mean == pytest.approx(0.7) and row.accuracy_std == pytest.approx(0.1414, abs=1e-3)
     assert row.uar_mean == pytest.approx(0.6)
-    assert results.variants(exp) == ["svm", "cnn"]  # spec order
-    text = results.format_summary(frame)
+    assert store.variants(exp) == ["svm", "cnn"]  # spec order
+    text = store.format_summary(frame)
     assert "70.0 ± 14.1" in text and "random" in text
 
 
@@ -78,12 +79,12 @@ def test_readers(tmp_path: Path) -> None:
     exp = tmp_path / "runs" / "exp"
     for i in (1, 0, 10):
         _write(exp, "cnn", f"speaker-{i}", 0.5)
-    assert results.folds(exp, "cnn") == ["speaker-0", "speaker-1", "speaker-10"]
-    assert len(results.load_metrics(exp, "cnn")) == 3
-    preds = results.load_predictions(exp, "cnn")
+    assert store.folds(exp, "cnn") == ["speaker-0", "speaker-1", "speaker-10"]
+    assert len(store.load_metrics(exp, "cnn")) == 3
+    preds = store.load_predictions(exp, "cnn")
     assert len(preds) == 3 and preds["actor"].tolist() == ["01"] * 3
-    hist = results.load_history(exp, "cnn")
+    hist = store.load_history(exp, "cnn")
     assert set(hist["fold"]) == {"speaker-0", "speaker-1", "speaker-10"} and len(hist) == 6
-    assert results.list_experiments(tmp_path / "runs") == [exp]
+    assert store.list_experiments(tmp_path / "runs") == [exp]
     assert json.loads((exp / "cnn" / "speaker-0" / "metrics.json").read_text())["accuracy"] == 0.5
-    assert results.format_summary(results.summarise(tmp_path / "runs" / "exp")).startswith("experiment: exp")
+    assert store.format_summary(store.summarise(tmp_path / "runs" / "exp")).startswith("experiment: exp")

@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import inference, media, video
-from pipeline.preprocessing import Preprocessing
+from pipeline.serve import inference
+from pipeline.core import media, video
+from pipeline.core.preprocessing import Preprocessing
 from test_inference import (COLOURS, PITCHES, frames_for, landmarks_csv,  # noqa: F401 (fixture)
                             tiny_bundle, tone, write_media)
 
 #: Modules of the research path the prediction path must never import.
-RESEARCH = ("pipeline.experiments", "pipeline.training", "pipeline.splits", "pipeline.fusion_runs",
-            "pipeline.results", "pipeline.export", "pipeline.features", "pipeline.evaluation",
-            "pipeline.ray_executor", "pipeline.face_training", "pipeline.crosscorpus", "pipeline.demo")
+RESEARCH = ("pipeline.research.experiments", "pipeline.research.training", "pipeline.research.splits", "pipeline.research.fusion_runs",
+            "pipeline.research.results", "pipeline.research.export", "pipeline.research.features", "pipeline.research.evaluation",
+            "pipeline.research.ray_executor", "pipeline.research.face_training", "pipeline.research.crosscorpus", "pipeline.entry.demo")
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +135,12 @@ def test_decode_is_one_media_object(serving_clips):
 def test_serving_imports_nothing_of_the_research_side(tiny_bundle, serving_clips, tmp_path):
     script = f"""
 import json, sys
-import pipeline.inference
+import pipeline.serve.inference
 after_import = sorted(m for m in sys.modules if m.startswith("pipeline"))
-from pipeline.bundle import load_bundle
-from pipeline.faces import HaarDetector
+from pipeline.serve.bundle import load_bundle
+from pipeline.core.faces import HaarDetector
 bundle = load_bundle({str(tiny_bundle.path)!r})
-result = pipeline.inference.analyze({str(serving_clips['av'])!r}, bundle, detector=HaarDetector())
+result = pipeline.serve.inference.analyze({str(serving_clips['av'])!r}, bundle, detector=HaarDetector())
 assert result.fused.ok
 print(json.dumps({{"import": after_import, "analyze": sorted(m for m in sys.modules if m.startswith("pipeline"))}}))
 """
@@ -150,4 +151,4 @@ print(json.dumps({{"import": after_import, "analyze": sorted(m for m in sys.modu
     for when in ("import", "analyze"):
         leaked = sorted(set(loaded[when]) & set(RESEARCH))
         assert not leaked, f"{when}: the prediction path loaded {leaked}"
-    assert "pipeline.fusion" in loaded["analyze"] and "pipeline.bundle" in loaded["analyze"]
+    assert "pipeline.serve.fusion" in loaded["analyze"] and "pipeline.serve.bundle" in loaded["analyze"]

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import audio, bundle as bundle_mod
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import audio
+from pipeline.research import export as export_mod
+from pipeline.serve import bundle as bundle_mod
+from pipeline.core.preprocessing import Preprocessing
 
 SR = 16000
 PARAMS = Preprocessing(sample_rate=SR, labels="seven", voice_activity="vad")
@@ -22,7 +24,7 @@ def _t(seconds: float = 3.0) -> np.ndarray:
 
 
 def _voice(emotion: str = "happy", seed: int = 3) -> np.ndarray:
-    from pipeline.synth import profiles, voice
+    from pipeline.core.synth import profiles, voice
 
     actor = voice.random_actor(np.random.default_rng(seed), female=bool(seed % 2))
     utt = voice.synthesize("01", profiles.voice_profile(emotion, "normal"), actor, np.random.default_rng(seed))
@@ -52,13 +54,13 @@ def gated_bundle(tmp_path_factory) -> Path:
     model = models.build("logreg", (X.shape[1],), 7).fit(X, y)
     branch = bundle_mod.BranchModel(branch="audio", model_name="logreg", framework="sklearn",
                                     input_kind="mfcc_mean", params=PARAMS, model=model)
-    return bundle_mod.write_bundle(tmp_path_factory.mktemp("b") / "gated", name="gated", audio=branch, video=None)
+    return export_mod.write_bundle(tmp_path_factory.mktemp("b") / "gated", name="gated", audio=branch, video=None)
 
 
 @pytest.mark.parametrize("name", sorted(SIGNALS))
 def test_no_speech_abstains(gated_bundle: Path, tmp_path: Path, name: str, capsys):
-    from pipeline.cli import main
-    from pipeline.inference import analyze
+    from pipeline.entry.cli import main
+    from pipeline.serve.inference import analyze
 
     path = tmp_path / f"{name.replace(' ', '_')}.wav"
     sf.write(path, SIGNALS[name](), SR)
@@ -69,7 +71,7 @@ def test_no_speech_abstains(gated_bundle: Path, tmp_path: Path, name: str, capsy
 
 
 def test_a_voice_is_answered(gated_bundle: Path, tmp_path: Path, capsys):
-    from pipeline.cli import main
+    from pipeline.entry.cli import main
 
     path = tmp_path / "voice.wav"
     sf.write(path, np.concatenate([_voice("happy", 7), np.zeros(SR // 2, np.float32)]), SR)
@@ -85,7 +87,7 @@ def test_pitch_spread_separates_a_held_tone_from_a_voice():
 
 def test_quiet_real_speech_is_heard(shared_data: Path):
     """Actor 09 peaks near -50 dBFS, below the level check's -45 dBFS: the VAD gate hears him."""
-    from pipeline.media import load_audio
+    from pipeline.core.media import load_audio
 
     clip = sorted((shared_data / "ravdess-speech" / "Actor_09").glob("03-01-*"))[0]
     y = load_audio(clip, SR)

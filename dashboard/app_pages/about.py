@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import pandas as pd
 import streamlit as st
 
-from pipeline import paths
+from pipeline.core import paths
 
 from dashboard import state
 
@@ -59,7 +59,7 @@ def model_card(branch: str, info: Mapping[str, Any], classes: list[str]) -> None
 
 
 def bundle_cards(bundle_dir: str) -> None:
-    from pipeline.bundle import BundleError
+    from pipeline.serve.bundle import BundleError
 
     if not state.bundle_exists(bundle_dir):
         st.info(f"No model bundle at `{bundle_dir}` yet. Run `make demo` to train the demo models "

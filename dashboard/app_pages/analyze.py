@@ -1,7 +1,7 @@
 """Analyze a clip: bring a clip in, then follow the system step by step.
 
 Four ways in (upload a file, record audio in the browser, record camera + microphone,
-or pick a sample of the corpus); one call, ``pipeline.inference.analyze``; then, in
+or pick a sample of the corpus); one call, ``pipeline.serve.inference.analyze``; then, in
 order: the waveform, the MFCC heatmap, the sampled frames with face boxes and the
 64 x 64 crops, the audio, video and fused probabilities, a timeline for long clips,
 and which bundle answered, with every abstention explained in plain words.
@@ -18,9 +18,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard import charts, state
-from pipeline import media as media_types
+from pipeline.core import media as media_types
 
-UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.media.ACCEPTED_EXTENSIONS
+UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
 IMAGE_TYPES = media_types.IMAGE_EXTENSIONS
 VIDEO_TYPES = media_types.VIDEO_EXTENSIONS
 SOURCES = ("Upload a file", "Record audio", "Record camera + microphone", "Corpus sample")
@@ -246,7 +246,7 @@ def calibration_words(result: Any) -> str:
 
 def bundle_name(info: dict[str, Any]) -> str:
     """The bundle's name as people read it (``real (...)`` / ``demo (synthetic: ...)``)."""
-    from pipeline.paths import bundle_label
+    from pipeline.core.paths import bundle_label
 
     return bundle_label(info.get("name", "?"))
 
@@ -372,8 +372,8 @@ def render(analysis: Any, clip: Clip) -> None:
 
 def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     """The one call into the pipeline, with a progress indicator and plain errors."""
-    from pipeline.bundle import BundleError
-    from pipeline.media import MediaError
+    from pipeline.serve.bundle import BundleError
+    from pipeline.core.media import MediaError
 
     name = clip.name
     with st.status(f"Analysing {name}: decoding, listening, finding the face, predicting...",
@@ -406,7 +406,7 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
 def main() -> None:
     st.title("Analyze a clip")
     settings = state.settings()
-    from pipeline.paths import bundle_label
+    from pipeline.core.paths import bundle_label
 
     st.caption("Bring a clip or a photo in and follow, step by step, how the system hears the voice, "
                f"sees the face and decides. Answering: **{bundle_label(settings.bundle)}** "

@@ -30,7 +30,7 @@ def holder_for(bundle: Any) -> live_engine.LiveHolder:
 def detector_for_session() -> Any:
     """This session's Haar face detector (~10 ms a frame). One per session, because an
     OpenCV cascade must not be shared by the callback threads of several sessions."""
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     if "live_detector" not in st.session_state:
         st.session_state["live_detector"] = HaarDetector()
@@ -102,7 +102,7 @@ def main() -> None:
         st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo`, then come back.",
                 icon=":material/model_training:")
         return
-    from pipeline.bundle import BundleError
+    from pipeline.serve.bundle import BundleError
 
     try:
         bundle = state.bundle(settings.bundle)

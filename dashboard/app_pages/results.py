@@ -51,7 +51,7 @@ def highlight_gap(points: float) -> str:
 
 
 def empty_state(runs: Path) -> None:
-    st.info(f"No results yet in `{runs}`. Run `make demo` (a few minutes on a laptop) to train "
+    st.info("No results in this folder yet. Run `make demo` (a few minutes on a laptop) to train "
             "the demo models, or `python -m pipeline run configs/<spec>.yaml` for an experiment; "
             "finished folds appear here without restarting the app.", icon=":material/hourglass_empty:")
 

@@ -49,8 +49,8 @@ def _fold(rng: np.random.Generator, protocol: str, fold: str, variant: str, skil
 
 def write_results_store(runs: Path) -> Path:
     """runs/audio with two variants, each under both protocols, two folds each, written
-    through pipeline.results (the documented format)."""
-    from pipeline import results
+    through pipeline.research.results (the documented format)."""
+    from pipeline.research import results
 
     exp = runs / "audio"
     results.write_spec(exp, {"name": "audio", "variants": [{"name": "cnn"}, {"name": "svm"}]})
@@ -98,7 +98,7 @@ def bundle_meta(tmp_path: Path) -> Path:
 
 def make_analysis(*, face: bool = True, long: bool = False) -> Any:
     """A complete Analysis record shaped like inference.analyze's (for rendering tests)."""
-    from pipeline.analysis import Analysis, BranchResult, TimelineWindow
+    from pipeline.serve.analysis import Analysis, BranchResult, TimelineWindow
 
     sr = 16000
     t = np.arange(4 * sr) / sr

@@ -44,9 +44,9 @@ def _train_tiny_bundle(tmp: Path) -> Path:
     frames of a WebRTC recording cannot leave the video branch without a face)."""
     import yaml
 
-    from pipeline.export import export_bundle
-    from pipeline.experiments import run_spec
-    from pipeline.synth.corpus import generate
+    from pipeline.research.export import export_bundle
+    from pipeline.research.experiments import run_spec
+    from pipeline.core.synth.corpus import generate
 
     corpus = tmp / "synthetic"
     generate(corpus, n_actors=3, seed=7, emotions=["neutral", "happy", "sad", "angry"], progress=False)
@@ -67,7 +67,7 @@ def _train_tiny_bundle(tmp: Path) -> Path:
 
 def _bundle(tmp: Path) -> Path:
     """The bundle the app serves: named, the demo's, or a tiny one trained now."""
-    from pipeline import paths
+    from pipeline.core import paths
 
     named = os.environ.get("AVE_TEST_BUNDLE")
     found = Path(named) if named else REPO / paths.default_bundle()
@@ -86,12 +86,12 @@ def _free_port() -> int:
 
 def _synthetic_clip(tmp: Path) -> Path:
     """One audio-visual take of the synthetic corpus (an existing one, or made now)."""
-    from pipeline import paths
+    from pipeline.core import paths
 
     existing = sorted((REPO / paths.data_dir() / "synthetic").glob("Actor_*/01-01-03-02-*.mp4"))
     if existing:
         return existing[0]
-    from pipeline.synth.corpus import generate
+    from pipeline.core.synth.corpus import generate
 
     generate(tmp / "synthetic", n_actors=1, seed=7, emotions=["happy"], progress=False, n_jobs=1)
     return sorted((tmp / "synthetic").glob("Actor_*/01-01-*.mp4"))[0]
@@ -109,10 +109,11 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     global SCREENSHOTS
     if "AVE_SCREENSHOTS" not in os.environ:
         SCREENSHOTS = tmp / "screenshots"  # tests never rewrite the committed pictures
-    from pipeline import paths, results
+    from pipeline.core import paths
+    from pipeline.research import store
 
     runs = Path(os.environ.get("AVE_TEST_RUNS") or REPO / paths.runs_dir())
-    if not results.list_experiments(runs):  # no `make demo` results: a tiny store of our own
+    if not store.list_experiments(runs):  # no `make demo` results: a tiny store of our own
         runs = results_writer(tmp / "runs")
     port = _free_port()
     def shown(path: Path) -> str:  # folders inside the checkout as the app shows them: relative
@@ -177,7 +178,7 @@ def _write_fake_devices(frames: list, samples, folder: Path) -> tuple[Path, Path
 
 def fake_camera_files(clip: Path, folder: Path) -> tuple[Path, Path]:
     """The clip's frames and sound as the fake camera and microphone."""
-    from pipeline.media import iter_frames, load_audio
+    from pipeline.core.media import iter_frames, load_audio
 
     return _write_fake_devices([rgb for _, rgb in iter_frames(clip)], load_audio(clip, 48000), folder)
 
@@ -193,7 +194,7 @@ def real_person_files(shared: Path, folder: Path) -> tuple[Path, Path] | None:
     import librosa
     import numpy as np
 
-    from pipeline.media import load_audio
+    from pipeline.core.media import load_audio
 
     still = shared / "ravdess-faces" / "Actor_01.png"
     takes = sorted((shared / "ravdess-speech" / "Actor_01").glob("03-01-03-*.wav"))

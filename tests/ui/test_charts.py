@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dashboard import charts
-from pipeline.analysis import BranchResult, TimelineWindow
+from pipeline.serve.analysis import BranchResult, TimelineWindow
 
 CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful"]
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from test_pages import _charts, _corpus_analyze, _text
 
-from pipeline.analysis import BranchResult
+from pipeline.serve.analysis import BranchResult
 
 
 def test_uploader_takes_the_one_list_of_types(app_env, bundle_meta: Path) -> None:
-    from pipeline import media
+    from pipeline.core import media
 
     at = app_env("analyze", bundle=bundle_meta)
     assert not at.exception, at.exception

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dashboard import live_engine
-from pipeline.analysis import BranchResult
-from pipeline.preprocessing import Preprocessing
+from pipeline.serve.analysis import BranchResult
+from pipeline.core.preprocessing import Preprocessing
 
 CLASSES = Preprocessing().classes
 
@@ -52,14 +52,14 @@ def test_annotate_draws_box_and_leaves_input_alone() -> None:
 
 
 def test_face_crop_none_without_a_face() -> None:
-    from pipeline.faces import HaarDetector
+    from pipeline.core.faces import HaarDetector
 
     box, crop = live_engine.face_crop(np.full((240, 320, 3), 128, np.uint8), HaarDetector())
     assert box is None and crop is None
 
 
 def test_face_crop_uses_pipeline_geometry() -> None:
-    from pipeline.faces import Box
+    from pipeline.core.faces import Box
 
     detector = SimpleNamespace(detect=lambda rgb: [Box(100, 60, 160, 140)])
     box, crop = live_engine.face_crop(np.zeros((240, 320, 3), np.uint8), detector, crop_size=64, margin=0.1)

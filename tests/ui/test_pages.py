@@ -28,9 +28,17 @@ def _charts(at: Any) -> list[str]:
 
 # --------------------------------------------------------------------------- results
 def test_results_empty_store_explains_what_to_run(app_env) -> None:
+    from pipeline.core import paths
+
     at = app_env("results")
     assert not at.exception
-    assert "No results yet" in _text(at) and "make demo" in _text(at)
+    # with no runs of the user's own, the page opens on the committed record
+    assert at.selectbox(key="sb_runs").value == paths.RECORD_LABEL
+    assert {"real_audio", "real_video"} <= set(at.selectbox(key="experiment").options)
+    at.selectbox(key="sb_runs").select(paths.RUNS_LABEL).run()
+    assert not at.exception
+    assert "No results in this folder yet" in _text(at) and "make demo" in _text(at)
+    assert str(paths.runs_dir()) not in _text(at)  # labels, never server paths
 
 
 def test_results_full_store_renders_every_section(app_env, results_store: Path) -> None:
@@ -66,7 +74,7 @@ def test_results_single_protocol_explains_the_missing_one(app_env, results_store
 
 
 def test_results_experiment_without_finished_folds(app_env, tmp_path: Path) -> None:
-    from pipeline import results
+    from pipeline.research import results
 
     runs = tmp_path / "runs"
     results.write_spec(runs / "pending", {"name": "pending", "variants": []})
@@ -206,7 +214,7 @@ def test_analyze_long_clip_has_a_timeline(app_env, monkeypatch, tmp_path: Path, 
 
 
 def test_analyze_bad_file_is_a_plain_error(app_env, monkeypatch, tmp_path: Path, bundle_meta: Path) -> None:
-    from pipeline.media import MediaError
+    from pipeline.core.media import MediaError
 
     err = MediaError("clip.mp4 is not a readable audio or video file (InvalidDataError)")
     at = _corpus_analyze(app_env, monkeypatch, tmp_path, bundle_meta, err)
@@ -235,7 +243,7 @@ def test_live_with_bundle_wires_webrtc_for_localhost(app_env, monkeypatch, bundl
     from types import SimpleNamespace
 
     from dashboard import state
-    from pipeline.preprocessing import Preprocessing
+    from pipeline.core.preprocessing import Preprocessing
 
     params = Preprocessing()
     branch = SimpleNamespace(params=params)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import paths
+from pipeline.core import paths
 
 
 def test_analyze_names_the_real_bundle_and_answers_with_it(app_env, monkeypatch, tmp_path: Path) -> None:

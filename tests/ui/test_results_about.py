@@ -1,6 +1,6 @@
 """AppTest tests of the Results page's cross-corpus section and single-split protocols
 (``holdout``, ``eval``), the About page's bundle model card, and the pure builders
-behind them. Stores are written with ``pipeline.results.write_fold`` in tmp folders."""
+behind them. Stores are written with ``pipeline.research.results.write_fold`` in tmp folders."""
 from __future__ import annotations
 
 import json
@@ -30,8 +30,8 @@ def _charts(at: Any) -> list[str]:
 
 
 def _scored(seed: int, n: int = 28) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics (as pipeline.evaluation.evaluate writes them) and predictions of n clips."""
-    from pipeline.evaluation import evaluate
+    """Metrics (as pipeline.research.evaluation.evaluate writes them) and predictions of n clips."""
+    from pipeline.research.evaluation import evaluate
 
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(len(CLASSES)), n // len(CLASSES))
@@ -48,8 +48,8 @@ def _scored(seed: int, n: int = 28) -> tuple[dict[str, Any], pd.DataFrame]:
 
 def write_evaluation(runs: Path, *, bundle: Path, corpus: str, root: Path, branch: str = "audio",
                      actors: str | None = None, seed: int = 0) -> Path:
-    """One ``evaluate`` run in the layout pipeline/crosscorpus.py writes."""
-    from pipeline import results
+    """One ``evaluate`` run in the layout pipeline/research/crosscorpus.py writes."""
+    from pipeline.research import results
 
     tag = f"-actors{actors}" if actors else ""
     variant = f"{bundle.name}-{corpus}-{branch}{tag}"
@@ -70,7 +70,7 @@ def write_evaluation(runs: Path, *, bundle: Path, corpus: str, root: Path, branc
 
 def write_bundle_with_training_run(tmp_path: Path, runs: Path, train_root: Path) -> Path:
     """bundles/real: a bundle.json whose audio model came from a run trained on train_root."""
-    from pipeline import results
+    from pipeline.research import results
 
     metrics, preds = _scored(1)
     source = runs / "real_audio" / "svm"
@@ -159,7 +159,7 @@ def test_results_evaluate_experiment_in_per_experiment_views(app_env, cross_stor
 
 def test_results_holdout_experiment_single_split(app_env, tmp_path: Path) -> None:
     """real_video/face_cnn/holdout-1: one validation split, no actors, with history."""
-    from pipeline import results
+    from pipeline.research import results
 
     runs = tmp_path / "runs"
     metrics, preds = _scored(4, n=35)
@@ -182,7 +182,7 @@ def test_results_holdout_experiment_single_split(app_env, tmp_path: Path) -> Non
 
 # --------------------------------------------------------------------------- about
 def test_about_renders_the_bundle_model_card(app_env, tmp_path: Path, bundle_meta: Path) -> None:
-    from pipeline import paths
+    from pipeline.core import paths
 
     bundle = tmp_path / "bundles" / "real"
     bundle.parent.mkdir()

@@ -1,0 +1,599 @@
+"""Decode audio and video from any file or bytes a user may bring, with PyAV.
+
+One decoder for every path (training, CLI, dashboard): every extension of
+:data:`ACCEPTED_EXTENSIONS` (the one list the uploader, the CLI help and the docs use).
+librosa cannot read audio out of video containers here (no ffmpeg binary), so PyAV does
+all decoding and librosa only computes features.
+
+Two things a file can hold that are not what they seem: a picture attached to an audio
+file (cover art, stream disposition ``attached_pic``) and a video track holding a single
+still frame. Neither is a face on camera, so neither counts as video here
+(:func:`probe`, :func:`iter_frames`); :attr:`MediaInfo.still_picture` says one was there.
+
+The prediction path decodes a clip once: :func:`decode` opens the container one time and
+returns one :class:`Media` (facts, the waveform at the rate the audio model needs, what
+the video decode saw), while the frames stream into a :class:`FrameSink` that converts
+and keeps only the frames it asks for (bounded memory, whatever the clip's length).
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Union
+
+import numpy as np
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+#: Largest file we agree to decode (bytes); beyond it a clear error, not an OOM.
+MAX_BYTES = 500 * 1024 * 1024
+
+
+class MediaError(ValueError):
+    """A file that cannot be used, with a one-line reason a person can act on."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a container holds. Durations in seconds (0.0 when unknown)."""
+
+    has_audio: bool
+    has_video: bool
+    duration: float
+    audio_rate: int = 0
+    video_fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    n_video_frames: int = 0
+    rotation: int = 0
+    #: The file holds a picture that is not video: cover art (``attached_pic``) or a
+    #: video track of a single still frame. ``has_video`` is False for such a file.
+    still_picture: bool = False
+    #: Seconds of the video stream itself (frames / rate, else the stream's duration,
+    #: else ``duration``); 0.0 without video. Sound may run longer than the pictures.
+    video_duration: float = 0.0
+
+
+def _name(source: Source) -> str:
+    return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
+def _open(source: Source):
+    """Open a container, turning every failure into a :class:`MediaError`."""
+    import av
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise MediaError("the file is empty (0 bytes)")
+        if len(data) > MAX_BYTES:
+            raise MediaError(f"the file is too large ({len(data) / 2**20:.0f} MB > {MAX_BYTES // 2**20} MB)")
+        handle: object = io.BytesIO(data)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise MediaError(f"file not found: {path}")
+        if path.is_dir():
+            raise MediaError(f"{path} is a folder, not a media file")
+        size = path.stat().st_size
+        if size == 0:
+            raise MediaError(f"{path.name} is empty (0 bytes)")
+        if size > MAX_BYTES:
+            raise MediaError(f"{path.name} is too large ({size / 2**20:.0f} MB > {MAX_BYTES // 2**20} MB)")
+        handle = str(path)
+    try:
+        return av.open(handle, mode="r", metadata_errors="ignore")
+    except Exception as err:  # PyAV raises many subclasses (InvalidDataError, ...)
+        raise MediaError(f"{_name(source)} is not a readable audio or video file ({type(err).__name__})") from err
+
+
+def _rotation(stream) -> int:
+    """Clockwise display rotation of a video stream in degrees (phone videos)."""
+    try:
+        for side in stream.codec_context.side_data if hasattr(stream.codec_context, "side_data") else []:
+            if "DISPLAYMATRIX" in str(side.type).upper():
+                return int(round(-side.to_ndarray().view(np.int32)[0] / 65536.0)) % 360
+    except Exception:
+        pass
+    meta = getattr(stream, "metadata", {}) or {}
+    try:
+        return int(meta.get("rotate", 0)) % 360
+    except (TypeError, ValueError):
+        return 0
+
+
+def _is_picture(stream) -> bool:
+    """True for a video stream that is an attached picture (cover art) or flagged as
+    still images: a picture stored beside the sound, not footage of anyone."""
+    try:
+        from av.stream import Disposition
+
+        flags = stream.disposition
+        return bool(flags & Disposition.attached_pic) or bool(flags & Disposition.still_image)
+    except Exception:  # an older PyAV without dispositions: nothing to exclude
+        return False
+
+
+def _video_stream(container):
+    """The first video stream that is footage (not a picture), or None."""
+    return next((s for s in container.streams.video if not _is_picture(s)), None)
+
+
+def probe(source: Source) -> MediaInfo:
+    """Describe a media file's streams without decoding it.
+
+    Attached pictures (cover art) are not video; nor is a video track the container
+    says holds a single frame. Both set ``still_picture`` and leave ``has_video`` False.
+    """
+    with _open(source) as container:
+        return _describe(container)
+
+
+def _describe(container) -> MediaInfo:
+    """:class:`MediaInfo` of an open container (reads headers only)."""
+    audio = container.streams.audio[0] if container.streams.audio else None
+    video = _video_stream(container)
+    still = len(container.streams.video) > 0 and video is None
+    if video is not None and int(video.frames or 0) == 1:
+        video, still = None, True  # one coded frame: a still picture, not a moving face
+    duration = float(container.duration / 1_000_000) if container.duration else 0.0
+    fps, frames, video_duration = 0.0, 0, 0.0
+    if video is not None:
+        fps = float(video.average_rate or video.guessed_rate or 0.0)
+        frames = int(video.frames or 0)
+        stream_duration = float(video.duration * video.time_base) if video.duration and video.time_base else 0.0
+        if not duration:
+            duration = stream_duration
+        if not frames and duration and fps:
+            frames = int(round(duration * fps))
+        video_duration = (frames / fps if frames and fps else 0.0) or stream_duration or duration
+    return MediaInfo(
+        has_audio=audio is not None,
+        has_video=video is not None,
+        duration=duration,
+        audio_rate=int(audio.rate) if audio is not None else 0,
+        video_fps=fps,
+        width=int(video.codec_context.width) if video is not None else 0,
+        height=int(video.codec_context.height) if video is not None else 0,
+        n_video_frames=frames,
+        rotation=_rotation(video) if video is not None else 0,
+        still_picture=still,
+        video_duration=video_duration,
+    )
+
+
+#: A downmix that keeps less than this fraction of its channels' mean energy has
+#: cancelled the signal (phase-inverted wiring, some stereo microphones): the channel
+#: with the most energy is used alone instead. 0.1 = more than 90% of the energy lost;
+#: two independent channels lose at most half of it, so only cancellation gets here.
+DOWNMIX_KEEP_MIN: float = 0.1
+
+
+#: Level (fraction of full scale) at or above which a sample counts as clipped, and the
+#: share of clipped samples above which the sound is called clipped. Not one sample of
+#: 240 RAVDESS takes (every fourth of the 960) reaches it; a recording driven 32 dB too
+#: hot has 8% of its samples there.
+CLIPPED_LEVEL: float = 0.98
+CLIPPED_FRACTION: float = 0.002
+
+
+def clipped_fraction(channels: np.ndarray) -> float:
+    """Share of samples (all channels) at or above :data:`CLIPPED_LEVEL` of full scale
+    (float samples, full scale 1.0). 0.0 for an empty array."""
+    channels = np.asarray(channels)
+    return float(np.mean(np.abs(channels) >= CLIPPED_LEVEL)) if channels.size else 0.0
+
+
+def downmix(channels: np.ndarray) -> tuple[np.ndarray, str]:
+    """Mono from ``(n_channels, n)`` float samples, and a note when it had to choose.
+
+    The channels are averaged (librosa's ``to_mono`` convention) unless the average
+    keeps less than :data:`DOWNMIX_KEEP_MIN` of the mean channel energy (energy taken
+    about each channel's mean, so a DC offset neither hides nor fakes cancellation):
+    then the most energetic channel is returned alone, the same signal as that channel
+    recorded on its own, and the note says so. ``(n,)`` input is returned as is.
+    """
+    channels = np.asarray(channels)
+    if channels.ndim == 1:
+        return channels, ""
+    if channels.shape[0] == 1:
+        return channels[0], ""
+    mono = channels.mean(axis=0)
+    energy = channels.astype(np.float64).var(axis=1)
+    mean_energy = float(energy.mean())
+    if mean_energy <= 1e-12:  # (near) digital silence: nothing to keep
+        return mono, ""
+    kept = float(np.var(mono, dtype=np.float64)) / mean_energy
+    if kept >= DOWNMIX_KEEP_MIN:
+        return mono, ""
+    best = int(np.argmax(energy))
+    note = (f"the {channels.shape[0]} sound channels cancel each other when mixed ({100 * (1 - kept):.0f}% "
+            f"of their energy lost, as with phase-inverted wiring): channel {best + 1} was analysed alone")
+    return channels[best], note
+
+
+def load_audio(source: Source, sample_rate: int, *, max_seconds: float | None = None,
+               notes: list[str] | None = None) -> np.ndarray:
+    """Decode the first audio stream to mono float32 in [-1, 1] at ``sample_rate`` Hz.
+
+    Any input rate is resampled; channels are mixed by :func:`downmix` (the average,
+    or the strongest channel when the average cancels them out). The result then has
+    its DC offset and sub-audio drift removed (:func:`pipeline.core.audio.remove_drift`):
+    this is the one place every file's sound passes (training, CLI, dashboard; the
+    prediction path reaches it through :func:`decode`), so the silence checks and every
+    feature see the sound, not the offset of a cheap converter. ``max_seconds`` stops
+    decoding early (a bound on memory for very long uploads). ``notes``, when given,
+    receives a plain sentence for anything the decoder decided on the user's behalf (a
+    channel chosen). Raises :class:`MediaError` with a plain reason for empty, corrupt,
+    non-media or audio-less input.
+    """
+    with _open(source) as container:
+        return _read_audio(container, _name(source), sample_rate, max_seconds, notes)
+
+
+def _read_audio(container, name: str, sample_rate: int, max_seconds: float | None,
+                notes: list[str] | None) -> np.ndarray:
+    """The body of :func:`load_audio` on an open container (from its start)."""
+    import av
+
+    from pipeline.core.audio import remove_drift
+
+    if not container.streams.audio:
+        raise MediaError(f"{name} has no audio track")
+    stream = container.streams.audio[0]
+    # Keep the source layout and mix channels ourselves (see downmix); FFmpeg's own
+    # downmix scales by -3 dB per channel instead and cannot fall back.
+    resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
+    chunks: list[np.ndarray] = []
+    n = 0
+    limit = int(max_seconds * sample_rate) if max_seconds else None
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunk = out.to_ndarray()  # (channels, samples), planar float
+                chunks.append(chunk)
+                n += chunk.shape[-1]
+            if limit is not None and n >= limit:
+                break
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray())
+    except av.error.FFmpegError as err:
+        if not chunks:
+            raise MediaError(f"{name}: the audio stream cannot be decoded ({err})") from err
+    chunks = [c.reshape(1, -1) if c.ndim == 1 else c for c in chunks if c.size]
+    if not chunks:
+        raise MediaError(f"{name}: the audio track holds no samples")
+    width = min(c.shape[0] for c in chunks)  # a layout change mid-stream keeps the common channels
+    channels = np.concatenate([c[:width] for c in chunks], axis=1).astype(np.float32, copy=False)
+    del chunks
+    if limit is not None:
+        channels = channels[:, :limit]
+    if not np.all(np.isfinite(channels)):  # float files can hold them; no sound is NaN or infinite
+        bad = int(np.count_nonzero(~np.isfinite(channels)))
+        raise MediaError(f"{name}: the sound holds {bad} NaN or infinite sample values (a damaged or "
+                         "wrongly written file)")
+    clipped = clipped_fraction(channels)
+    if clipped > CLIPPED_FRACTION and notes is not None:
+        notes.append(f"the sound is clipped ({100 * clipped:.1f}% of its samples at full scale): a distorted "
+                     "recording is read less reliably")
+    audio, note = downmix(channels)
+    if note and notes is not None:
+        notes.append(note)
+    return remove_drift(audio, sample_rate)
+
+
+def _frame_rotation(frame) -> int:
+    """Clockwise display rotation from a decoded frame's display matrix (FFmpeg 7 no
+    longer exposes it as a ``rotate`` tag; PyAV reports it counter-clockwise)."""
+    try:
+        return int(round(-float(frame.rotation))) % 360
+    except Exception:
+        return 0
+
+
+def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 90:
+        return np.ascontiguousarray(np.rot90(frame, k=-1))
+    if rotation == 180:
+        return np.ascontiguousarray(frame[::-1, ::-1])
+    if rotation == 270:
+        return np.ascontiguousarray(np.rot90(frame, k=1))
+    return frame
+
+
+def _to_rgb(frame, max_side: int | None, rotation: int) -> np.ndarray:
+    """A decoded video frame as upright (H, W, 3) uint8 RGB, the longer side at most
+    ``max_side`` pixels (scaled by FFmpeg's swscale while converting)."""
+    width, height = frame.width, frame.height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width = max(2, int(round(width * scale)))
+        height = max(2, int(round(height * scale)))
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return _rotate(rgb, rotation or _frame_rotation(frame))
+
+
+def iter_frames(source: Source, *, max_side: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(time_s, rgb)`` for every decodable frame of the first video stream
+    that is footage (attached pictures such as cover art are skipped: not video).
+
+    Frames are (H, W, 3) uint8 RGB, upright (display rotation applied), optionally
+    downscaled so the longer side is at most ``max_side`` pixels. Times come from
+    presentation timestamps, so variable frame rates are honoured.
+    """
+    import av
+
+    with _open(source) as container:
+        stream = _video_stream(container)
+        if stream is None:
+            raise MediaError(f"{_name(source)} has no video track")
+        stream.thread_type = "AUTO"
+        rotation = _rotation(stream)
+        base = stream.time_base or Fraction(1, 1000)
+        fps = float(stream.average_rate or stream.guessed_rate or 30.0)
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.pts * base) if frame.pts is not None else index / fps
+                index += 1
+                yield t, _to_rgb(frame, max_side, rotation)
+        except av.error.FFmpegError as err:
+            if index == 0:
+                raise MediaError(f"{_name(source)}: the video stream cannot be decoded ({err})") from err
+
+
+# --------------------------------------------------------------------------- decode once
+class FrameSink(Protocol):
+    """Where :func:`decode` sends video frames. ``wants(t)`` is asked first, from the
+    frame's time alone (seconds from the first frame), so frames nobody keeps are never
+    converted to RGB; ``add(t, rgb)`` receives the kept ones, upright and downscaled.
+    ``needed`` is how many frames the sink will keep at most (None: unknown); when the
+    stream holds many more, :func:`decode` may let the decoder skip frames no other frame
+    depends on."""
+
+    needed: int | None
+
+    def wants(self, t: float) -> bool: ...
+
+    def add(self, t: float, rgb: np.ndarray) -> None: ...
+
+
+@dataclass
+class Media:
+    """One clip decoded once: what the audio branch, the video branch, the timeline and
+    the display all read (:func:`decode`).
+
+    ``info``: the container's facts (streams, duration, rotation, cover art / still).
+    ``waveform``: mono float32 at ``sample_rate`` Hz (drift removed, as
+    :func:`load_audio`), None when no rate was asked for or the sound is unusable, and
+    then ``audio_error`` says why ("... has no audio track", "... holds no samples",
+    "... cannot be decoded (...)"). ``notes``: the decoder's decisions in plain words.
+    ``n_frames``: video frames the decoder produced (within ``max_seconds``), of which
+    ``n_kept`` went to the sink; ``first_frame_s``/``last_frame_s`` their times;
+    ``video_error``: why the pictures could not be decoded ("" when they could).
+    ``seconds``: wall time spent decoding, each stream (the sink's own work excluded).
+    """
+
+    name: str
+    info: MediaInfo
+    waveform: np.ndarray | None = None
+    sample_rate: int = 0
+    audio_error: str = ""
+    notes: list[str] = field(default_factory=list)
+    n_frames: int = 0
+    n_kept: int = 0
+    first_frame_s: float = 0.0
+    last_frame_s: float = 0.0
+    frame_step_s: float = 0.0
+    video_error: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """The clip's length in seconds: the container's, else what was decoded."""
+        if self.info.duration > 0:
+            return float(self.info.duration)
+        heard = self.waveform.size / self.sample_rate if self.waveform is not None and self.sample_rate else 0.0
+        seen = (self.last_frame_s - self.first_frame_s + self.frame_step_s) if self.n_frames else 0.0
+        return float(max(heard, seen))
+
+    @property
+    def still(self) -> bool:
+        """The video stream decoded to a single picture: not a moving face."""
+        return self.n_frames == 1
+
+
+#: Seconds a decoded stream may fall short of the length the container states before
+#: the file is called damaged or cut short (encoder padding and rounding stay under it).
+TRUNCATED_SLACK_S: float = 0.5
+
+
+def _note_cut_short(notes: list[str], what: str, decoded_s: float, claimed_s: float,
+                    max_seconds: float | None) -> None:
+    """Add a note when a stream decoded to more than :data:`TRUNCATED_SLACK_S` less than
+    the container claims (within ``max_seconds``): a damaged or cut-short file."""
+    claimed_s = min(claimed_s, max_seconds) if max_seconds else claimed_s
+    if claimed_s - decoded_s > TRUNCATED_SLACK_S:
+        notes.append(f"the {what} end{'s' if what == 'sound' else ''} at {decoded_s:.1f} s of the "
+                     f"{claimed_s:.1f} s the file claims: the file is damaged or cut short")
+
+
+def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float | None = None,
+           max_side: int | None = None, frames: FrameSink | None = None,
+           plan: Callable[[Media], FrameSink | None] | None = None) -> Media:
+    """Open ``source`` once and decode what the caller needs: the sound at
+    ``sample_rate`` Hz (when given and the file has sound) and the video frames a
+    :class:`FrameSink` asks for (when the file has footage).
+
+    The sound is decoded first (a few hundred milliseconds even for five minutes). Then
+    ``plan(media)`` is called with the facts and the sound, and returns the sink for the
+    pictures (or None: skip them), so the caller can plan its windows from the real
+    length and start on the sound while the pictures decode; without ``plan``,
+    ``frames`` is the sink. The container is then rewound and the video stream decoded,
+    each frame's time offered to the sink, frames converted to RGB (longer side at most
+    ``max_side``) only when it wants them. Both streams stop at ``max_seconds``; FFmpeg
+    decodes with its own threads. Raises :class:`MediaError` for a file that cannot be
+    opened; a stream that cannot be decoded is reported in ``audio_error`` /
+    ``video_error``.
+    """
+    import time
+
+    import av
+
+    name = _name(source)
+    began = time.perf_counter()
+    with _open(source) as container:
+        media = Media(name=name, info=_describe(container))
+        media.seconds["open"] = time.perf_counter() - began
+        info = media.info
+        if sample_rate and info.has_audio:
+            start = time.perf_counter()
+            try:
+                media.waveform = _read_audio(container, name, int(sample_rate), max_seconds, media.notes)
+                media.sample_rate = int(sample_rate)
+                _note_cut_short(media.notes, "sound", media.waveform.size / media.sample_rate,
+                                info.duration, max_seconds)
+            except MediaError as err:
+                media.audio_error = str(err)
+            media.seconds["audio"] = time.perf_counter() - start
+        elif not info.has_audio:
+            media.audio_error = f"{name} has no audio track"
+        if plan is not None:
+            frames = plan(media)
+        if frames is not None and info.has_video:
+            if sample_rate and info.has_audio:
+                try:
+                    container.seek(0)
+                except (av.error.FFmpegError, OSError, ValueError) as err:
+                    media.video_error = f"{name}: the file cannot be rewound to read its pictures ({err})"
+                    return media
+            _read_frames(container, media, frames, max_side, max_seconds)
+        return media
+
+
+def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
+                 max_seconds: float | None) -> None:
+    """Decode the footage stream of an open container into ``sink`` (see :func:`decode`)."""
+    import time
+
+    import av
+
+    stream = _video_stream(container)
+    if stream is None:
+        media.video_error = f"{media.name} has no video track"
+        return
+    stream.thread_type = "AUTO"
+    needed, total = getattr(sink, "needed", None), media.info.n_video_frames
+    if needed and total > 4 * needed:
+        # Far more frames than wanted: skip decoding those no other frame is predicted
+        # from (B-frames, mostly): the rest are decoded exactly as before.
+        stream.codec_context.skip_frame = "NONREF"
+    rotation = _rotation(stream)
+    base = stream.time_base or Fraction(1, 1000)
+    fps = float(stream.average_rate or stream.guessed_rate or 30.0)
+    media.frame_step_s = 1.0 / fps if fps > 0 else 0.0
+    start, spent = time.perf_counter(), 0.0
+    first: float | None = None
+    try:
+        for frame in container.decode(stream):
+            t = float(frame.pts * base) if frame.pts is not None else media.n_frames / fps
+            first = t if first is None else first
+            rel = t - first
+            if max_seconds is not None and rel > max_seconds:
+                break
+            media.n_frames += 1
+            media.last_frame_s = t
+            if sink.wants(rel):
+                rgb = _to_rgb(frame, max_side, rotation)
+                began = time.perf_counter()
+                sink.add(rel, rgb)
+                spent += time.perf_counter() - began
+                media.n_kept += 1
+    except av.error.FFmpegError as err:
+        if media.n_frames == 0:
+            media.video_error = f"{media.name}: the video stream cannot be decoded ({err})"
+    media.first_frame_s = first or 0.0
+    if media.n_frames and not media.info.has_audio:  # (with sound, the sound's note says it)
+        _note_cut_short(media.notes, "pictures", media.last_frame_s - media.first_frame_s + media.frame_step_s,
+                        media.info.video_duration or media.info.duration, max_seconds)
+    media.seconds["video"] = time.perf_counter() - start - spent
+    media.seconds["sink"] = spent
+
+
+#: Still-image extensions analysed as one-frame clips (lower case, with the dot).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+#: Sound-only containers the decoder reads (lower case, with the dot): voice notes
+#: (.opus, .oga, .amr, .aac) as well as music and corpus formats.
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".amr")
+#: Containers that may hold video (phone, browser and camera recordings).
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".3gp")
+#: The one list of file types the product accepts: the dashboard uploader, the
+#: ``predict`` help and the docs all read it (``tests/test_inputs.py`` decodes one file
+#: of each sound and video type written by PyAV).
+ACCEPTED_EXTENSIONS: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+
+
+def accepted_types() -> list[str]:
+    """:data:`ACCEPTED_EXTENSIONS` without dots (``st.file_uploader(type=...)``)."""
+    return [e.lstrip(".") for e in ACCEPTED_EXTENSIONS]
+
+
+def accepted_text() -> str:
+    """The accepted types in words, for help texts: ``"wav, flac, ... (sound); ..."``."""
+    words = lambda exts: ", ".join(e.lstrip(".") for e in exts)  # noqa: E731
+    return (f"{words(AUDIO_EXTENSIONS)} (sound); {words(VIDEO_EXTENSIONS)} (video); "
+            f"{words(IMAGE_EXTENSIONS)} (still images)")
+
+
+def _image_magic(head: bytes) -> bool:
+    """True when ``head`` (a file's first 12 bytes) opens a JPEG, PNG, WebP or BMP."""
+    return (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG")
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head.startswith(b"BM"))
+
+
+def is_image(source: Source, name: str | None = None) -> bool:
+    """True when ``source`` is a still image: by the file's magic number (JPEG, PNG,
+    WebP, BMP), so a photo renamed ``.mp4`` is still a photo, or by the extension of
+    ``name`` or the path."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:12])
+    else:
+        try:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
+        except OSError:
+            head = b""
+    if _image_magic(head):
+        return True
+    label = name if name is not None else (None if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
+    return label is not None and Path(label).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_image(source: Source) -> np.ndarray:
+    """Decode a still image (file or bytes) to (H, W, 3) uint8 RGB with OpenCV.
+
+    Greyscale images get three equal channels; an alpha channel is dropped. Raises
+    :class:`MediaError` for an empty, missing, oversized or undecodable image.
+    """
+    import cv2
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise MediaError(f"file not found: {path}")
+        data = path.read_bytes()
+    if not data:
+        raise MediaError(f"{_name(source)}: the file is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise MediaError(f"{_name(source)}: the file is too large ({len(data) / 2**20:.0f} MB)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise MediaError(f"{_name(source)}: not a readable image (jpg, png, webp or bmp)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

