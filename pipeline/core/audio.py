@@ -121,8 +121,22 @@ FEATURE_KINDS: dict[str, FeatureKind] = {
         FeatureKind("logmel", 2, "log-mel spectrogram in dB, (n_mels, T)"),
         FeatureKind("egemaps", 1, "openSMILE eGeMAPSv02 functionals of the trimmed clip, (88,)"),
         FeatureKind("compare", 1, "openSMILE ComParE_2016 functionals of the trimmed clip, (6373,)"),
+        FeatureKind("whisper_base", 1,
+                    "Whisper base encoder block `encoder_layer`, mean and std over the trimmed clip, (1024,)"),
+        FeatureKind("whisper_tiny", 1,
+                    "Whisper tiny.en encoder block `encoder_layer`, mean and std over the trimmed clip, (768,)"),
+        FeatureKind("whisper_base_layers", 2,
+                    "every block of Whisper base (stem + 6), mean and std over the trimmed clip, (7, 1024): "
+                    "for choosing a layer"),
+        FeatureKind("whisper_tiny_layers", 2,
+                    "every block of Whisper tiny.en (stem + 4), mean and std over the trimmed clip, (5, 768)"),
     )
 }
+#: Feature kinds computed by a pretrained speech encoder (16 kHz input); ``*_layers``
+#: hold every block at once (row k = what ``encoder_layer=k`` gives).
+ENCODER_KINDS: tuple[str, ...] = ("whisper_base", "whisper_tiny", "whisper_base_layers", "whisper_tiny_layers")
+#: Feature kinds that are statistics over the trimmed clip (any length), 1-D vectors.
+FUNCTIONAL_KINDS: tuple[str, ...] = ("egemaps", "compare") + ENCODER_KINDS
 
 _OPENSMILE_SIZES: dict[str, int] = {"egemaps": 88, "compare": 6373}
 
@@ -189,18 +203,90 @@ def functional_span(y: np.ndarray, params: Preprocessing) -> np.ndarray:
     return np.ascontiguousarray(trimmed, dtype=np.float32)
 
 
+#: Target of the speech-level normalisation (dBFS): ITU-T P.56's nominal active speech level.
+SPEECH_LEVEL_DB: float = -26.0
+
+
+def speech_level_db(y: np.ndarray, sr: int) -> float:
+    """Active speech level of ``y`` in dBFS: the RMS over the 20 ms frames that hold the
+    voice (:func:`energy_segments`' rule: within :data:`SPEECH_RANGE_DB` of the loudest
+    frame and above :data:`SPEECH_FLOOR_DB`), a simplified ITU-T P.56. -inf for silence."""
+    levels = frame_levels(y, sr)
+    if levels.size == 0 or levels.max() < SPEECH_FLOOR_DB:
+        return float("-inf")
+    voiced = levels >= max(float(levels.max()) - SPEECH_RANGE_DB, SPEECH_FLOOR_DB)
+    power = np.mean(10.0 ** (levels[voiced] / 10.0))
+    return float(10.0 * np.log10(power))
+
+
+def normalise_level(y: np.ndarray, sr: int, target_db: float | None) -> np.ndarray:
+    """``y`` scaled so its :func:`speech_level_db` is ``target_db`` dBFS (float32, may
+    exceed full scale: nothing is clipped). Unchanged when ``target_db`` is None or the
+    clip is silent. A plain gain: the shape of the sound is untouched."""
+    y = _as_waveform(y)
+    level = speech_level_db(y, sr) if target_db is not None else float("-inf")
+    if not np.isfinite(level):
+        return y
+    return (y * np.float32(10.0 ** ((float(target_db) - level) / 20.0))).astype(np.float32)
+
+
+def encoder_input(y: np.ndarray, params: Preprocessing) -> np.ndarray:
+    """What a speech encoder hears of clip ``y``: the span functionals cover
+    (:func:`functional_span`), level-normalised to ``params.level_db``; ``(n,)`` float32
+    at ``params.sample_rate`` (which must be the encoder's 16 kHz: :class:`FeatureError`)."""
+    from pipeline.core.speech_encoder import SAMPLE_RATE
+
+    if params.sample_rate != SAMPLE_RATE:
+        raise FeatureError(f"speech-encoder features need sample_rate {SAMPLE_RATE}, not {params.sample_rate}")
+    return normalise_level(functional_span(y, params), params.sample_rate, params.level_db)
+
+
+def split_kind(kind: str) -> tuple[str, ...]:
+    """The parts of a feature kind: ``"whisper_base+egemaps"`` -> ``("whisper_base",
+    "egemaps")`` (a combination concatenates 1-D kinds), ``"compare"`` -> ``("compare",)``.
+    Raises :class:`FeatureError` for an unknown part or a 2-D part in a combination."""
+    parts = tuple(p.strip() for p in str(kind).split("+"))
+    unknown = [p for p in parts if p not in FEATURE_KINDS]
+    if unknown or not parts:
+        raise FeatureError(f"unknown audio feature kind {unknown[0] if unknown else kind!r}; choose one of: "
+                           f"{', '.join(FEATURE_KINDS)} or 1-D kinds joined by '+'")
+    if len(parts) > 1 and any(FEATURE_KINDS[p].ndim != 1 for p in parts):
+        raise FeatureError(f"only 1-D feature kinds combine with '+': {kind!r}")
+    return parts
+
+
+def is_feature_kind(kind: str) -> bool:
+    """Whether ``kind`` names an audio feature (one kind or a '+' combination)."""
+    try:
+        split_kind(kind)
+    except FeatureError:
+        return False
+    return True
+
+
 # ------------------------------------------------------------------------- features
 def featurize(y: np.ndarray, params: Preprocessing, kind: str) -> np.ndarray:
-    """Compute feature ``kind`` (a key of :data:`FEATURE_KINDS`) of a decoded waveform.
+    """Compute feature ``kind`` (a key of :data:`FEATURE_KINDS`, or 1-D kinds joined by
+    ``+``, concatenated in that order) of a decoded waveform.
 
     ``y`` is the whole decoded clip (mono, ``params.sample_rate`` Hz); the window is
     cut here, so callers never window themselves. Returns float32: see the module
     docstring for shapes. Raises :class:`FeatureError` for an unknown kind or an
     unusable waveform.
     """
-    if kind not in FEATURE_KINDS:
-        raise FeatureError(f"unknown audio feature kind {kind!r}; choose one of: {', '.join(FEATURE_KINDS)}")
+    parts = split_kind(kind)
     y = _as_waveform(y)
+    if len(parts) > 1:
+        return np.concatenate([featurize(y, params, p) for p in parts]).astype(np.float32)
+    if kind in ENCODER_KINDS:
+        from pipeline.core import speech_encoder
+
+        try:
+            if kind.endswith("_layers"):
+                return speech_encoder.layer_embeddings(encoder_input(y, params), kind[: -len("_layers")])
+            return speech_encoder.embedding(encoder_input(y, params), params.encoder_layer, kind)
+        except speech_encoder.EncoderError as err:
+            raise FeatureError(str(err)) from err
     if kind in _OPENSMILE_SIZES:
         return _opensmile_functionals(functional_span(y, params), params.sample_rate, kind)
     seg = window(y, params)
@@ -216,8 +302,16 @@ def featurize(y: np.ndarray, params: Preprocessing, kind: str) -> np.ndarray:
 
 def feature_shape(params: Preprocessing, kind: str) -> tuple[int, ...]:
     """Shape :func:`featurize` returns for ``kind`` (a model's ``input_shape``)."""
-    if kind not in FEATURE_KINDS:
-        raise FeatureError(f"unknown audio feature kind {kind!r}; choose one of: {', '.join(FEATURE_KINDS)}")
+    parts = split_kind(kind)
+    if len(parts) > 1:
+        return (sum(feature_shape(params, p)[0] for p in parts),)
+    if kind in ENCODER_KINDS:
+        from pipeline.core.speech_encoder import ENCODERS
+
+        if kind.endswith("_layers"):
+            source = ENCODERS[kind[: -len("_layers")]]
+            return (source.layers + 1, 2 * source.width)
+        return (2 * ENCODERS[kind].width,)
     return {
         "mfcc_mean": (params.n_mfcc,),
         "mfcc_stats": (4 * params.n_mfcc,),

@@ -31,6 +31,12 @@ class Preprocessing:
     (only what Silero VAD marks as speech). ``voice_activity``: how serving decides
     whether, and how much, a person speaks: ``energy`` (loud stretches; a level check
     for silence) or ``vad`` (Silero VAD: no speech -> the audio branch abstains).
+    ``level_db``: when set, the span a speech encoder hears is scaled so that its active
+    speech level (:func:`pipeline.core.audio.speech_level_db`) is this many dBFS (ITU-T
+    P.56's nominal -26), so the answer does not depend on how loud someone recorded;
+    None leaves the level as recorded. ``encoder_layer``: which block of the speech
+    encoder (:mod:`pipeline.core.speech_encoder`) the ``whisper_*`` features pool
+    (0 = the convolution stem).
     """
 
     sample_rate: int = 22050
@@ -46,6 +52,8 @@ class Preprocessing:
     color: str = "rgb"
     speech_span: str = "trim"
     voice_activity: str = "energy"
+    level_db: float | None = None
+    encoder_layer: int = 3
     labels: str = "six"
 
     def __post_init__(self) -> None:
@@ -58,6 +66,10 @@ class Preprocessing:
             raise ValueError(f"voice_activity must be 'energy' or 'vad', not {self.voice_activity!r}")
         if self.speech_span not in ("trim", "vad"):
             raise ValueError(f"speech_span must be 'trim' or 'vad', not {self.speech_span!r}")
+        if self.level_db is not None and not -60.0 <= float(self.level_db) <= 0.0:
+            raise ValueError(f"level_db must be None or in -60..0 dBFS, not {self.level_db!r}")
+        if not isinstance(self.encoder_layer, int) or self.encoder_layer < 0:
+            raise ValueError(f"encoder_layer must be a non-negative integer, not {self.encoder_layer!r}")
         if self.color not in ("rgb", "gray"):
             raise ValueError(f"color must be 'rgb' or 'gray', not {self.color!r}")
 

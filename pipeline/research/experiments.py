@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULTS", "BRANCH_RUNNERS", "load_spec", "resolve", "variant_specs", "validate",
-    "preprocessing_for", "load_manifest_for", "features_for", "augmented_for", "make_folds",
+    "preprocessing_for", "corpora_of", "protocol_kinds", "load_manifest_for", "features_for", "augmented_for", "make_folds",
     "assemble_fold", "run_fold", "run_spec",
     "EXECUTORS", "VariantData", "FoldTask", "VariantPlan", "TaskFailure", "RunFailures",
     "plan_variant", "run_fold_task", "run_local", "executor_for", "error_line",
@@ -222,14 +222,19 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     from pipeline.research.splits import PROTOCOLS
 
     where = f"variant {spec['variant']['name']!r}: " if "variant" in spec else ""
-    corpus = spec["corpus"]
-    if corpus["name"] not in CORPORA:
-        raise SpecError(f"{where}unknown corpus.name {corpus['name']!r}; choose one of: {', '.join(CORPORA)}")
+    corpora = corpora_of(spec)
+    for corpus in corpora:
+        if corpus["name"] not in CORPORA:
+            raise SpecError(f"{where}unknown corpus.name {corpus['name']!r}; choose one of: {', '.join(CORPORA)}")
     if spec["labels"] not in LABEL_SETS:
         raise SpecError(f"{where}unknown labels {spec['labels']!r}; choose one of: {', '.join(LABEL_SETS)}")
     protocol = spec["protocol"]
-    if protocol["kind"] not in PROTOCOLS:
-        raise SpecError(f"{where}unknown protocol.kind {protocol['kind']!r}; choose one of: {', '.join(PROTOCOLS)}")
+    for kind in protocol_kinds(spec):
+        if kind not in PROTOCOLS:
+            raise SpecError(f"{where}unknown protocol.kind {kind!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if "corpus" in protocol_kinds(spec) and len({c["name"] for c in corpora}) < 2:
+        raise SpecError(f"{where}protocol.kind corpus (leave-one-corpus-out) needs at least two corpora: "
+                        "give corpus as a list, e.g. [{name: ravdess, root: ...}, {name: tess, root: ...}]")
     if not isinstance(protocol["folds"], int) or protocol["folds"] < 2:
         raise SpecError(f"{where}protocol.folds must be an integer >= 2")
     fractions = (protocol["val_fraction"], protocol["test_fraction"])
@@ -242,7 +247,8 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     preprocessing_for(spec)
     if spec["branch"] in ("audio", "video"):
         kinds = AUDIO_KINDS if spec["branch"] == "audio" else VIDEO_KINDS
-        if spec["features"]["kind"] not in kinds:
+        kind = str(spec["features"]["kind"])
+        if kind not in kinds and not (spec["branch"] == "audio" and all(p in kinds for p in kind.split("+"))):
             raise SpecError(f"{where}features.kind {spec['features']['kind']!r} is not a {spec['branch']} "
                             f"feature; choose one of: {', '.join(kinds)}")
         augment = spec["features"].get("augment") or []
@@ -262,11 +268,13 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     for key in ("epochs", "batch_size", "patience"):
         if not isinstance(spec["training"].get(key), int) or spec["training"][key] < 1:
             raise SpecError(f"{where}training.{key} must be a positive integer")
-    root = Path(str(corpus["root"])).expanduser()
-    if check_root and not root.is_dir():
+    for corpus in corpora if check_root else []:
+        root = Path(str(corpus["root"])).expanduser()
+        if root.is_dir():
+            continue
         hint = ("generate it with `python -m pipeline synth --out {0}`" if corpus["name"] == "synthetic"
                 else "download it with `python -m pipeline fetch ravdess --dest {0}`"
-                if corpus["name"] == "ravdess" else "point corpus.root at your SAVEE folder")
+                if corpus["name"] == "ravdess" else f"point corpus.root at your {corpus['name']} folder")
         raise SpecError(f"corpus folder {root} not found; {hint.format(root)} "
                         f"or pass --set corpus.root=PATH")
 
@@ -276,8 +284,32 @@ def fingerprint(spec: dict[str, Any]) -> str:
     data = {k: v for k, v in spec.items() if k not in _NEUTRAL_KEYS}
     data = copy.deepcopy(data)
     data.get("features", {}).pop("n_jobs", None)
-    data["corpus"] = {**data["corpus"], "root": str(Path(str(data["corpus"]["root"])).expanduser().resolve())}
+    data["corpus"] = _resolved_corpus(data)
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def corpora_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The corpora a spec names, each ``{name, root, channel}``: ``corpus`` is one
+    mapping or a list of them (several corpora are concatenated into one manifest; the
+    ``corpus`` protocol holds each out in turn)."""
+    corpus = spec["corpus"]
+    items = corpus if isinstance(corpus, list) else [corpus]
+    if not items or not all(isinstance(c, dict) and c.get("name") for c in items):
+        raise SpecError("corpus must be a mapping {name, root, channel} or a non-empty list of them")
+    return [{"name": str(c["name"]), "root": str(c.get("root", "")), "channel": c.get("channel")} for c in items]
+
+
+def protocol_kinds(spec: dict[str, Any]) -> list[str]:
+    """The protocols a spec runs: ``protocol.kind`` is one name or a list (e.g.
+    ``[speaker, corpus]``: speaker-independent folds beside leave-one-corpus-out)."""
+    kind = spec["protocol"]["kind"]
+    return [str(k) for k in kind] if isinstance(kind, list) else [str(kind)]
+
+
+def _resolved_corpus(spec: dict[str, Any]) -> Any:
+    """The spec's corpus (one mapping, or a list) with absolute roots (digest input)."""
+    resolved = [{**c, "root": str(Path(c["root"]).expanduser().resolve())} for c in corpora_of(spec)]
+    return resolved if isinstance(spec["corpus"], list) else {**spec["corpus"], **resolved[0]}
 
 
 # --------------------------------------------------------------------------- data
@@ -287,11 +319,17 @@ def load_manifest_for(spec: dict[str, Any]) -> pd.DataFrame:
     from pipeline.core.corpora import scan
     from pipeline.core.corpora.manifest import has_modality
 
-    manifest, summary = scan(spec["corpus"]["name"], Path(str(spec["corpus"]["root"])).expanduser())
-    if summary.n_skipped:
-        log.info("corpus scan skipped %d files: %s", summary.n_skipped, summary.skipped)
-    if spec["corpus"].get("channel"):
-        manifest = manifest.loc[manifest["channel"] == spec["corpus"]["channel"]]
+    frames = []
+    for corpus in corpora_of(spec):
+        part, summary = scan(corpus["name"], Path(corpus["root"]).expanduser())
+        if summary.n_skipped:
+            log.info("%s scan skipped %d files: %s", corpus["name"], summary.n_skipped, summary.skipped)
+        if corpus.get("channel"):
+            part = part.loc[part["channel"] == corpus["channel"]]
+        frames.append(part)
+    manifest = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) > 1:
+        manifest = _distinct_actors(manifest)
     if spec["branch"] == "audio":
         manifest = manifest.loc[has_modality(manifest, "audio") | has_modality(manifest, "video")]
     elif spec["branch"] == "video":
@@ -299,7 +337,16 @@ def load_manifest_for(spec: dict[str, Any]) -> pd.DataFrame:
     manifest = filter_to_labels(manifest.reset_index(drop=True), preprocessing_for(spec).classes)
     if manifest.empty:
         raise SpecError(f"no {spec['branch']} clips of the {spec['labels']!r} emotions in "
-                        f"{spec['corpus']['root']}")
+                        f"{', '.join(c['root'] for c in corpora_of(spec))}")
+    return manifest
+
+
+def _distinct_actors(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Actors of concatenated corpora kept apart: when two corpora share an actor id
+    (EmoDB's ``03`` and RAVDESS's ``03``), every actor becomes ``<corpus>:<actor>``."""
+    owners = manifest.groupby(manifest["actor"].astype(str))["corpus"].nunique()
+    if (owners > 1).any():
+        manifest = manifest.assign(actor=manifest["corpus"].astype(str) + ":" + manifest["actor"].astype(str))
     return manifest
 
 
@@ -342,11 +389,16 @@ def make_folds(spec: dict[str, Any], manifest: pd.DataFrame) -> list[Fold]:
     from pipeline.research import splits
 
     protocol = spec["protocol"]
-    return splits.make_folds(manifest, protocol["kind"], n_folds=int(protocol["folds"]),
-                             seeds=[int(s) for s in protocol["seeds"]],
-                             val_fraction=float(protocol["val_fraction"]),
-                             test_fraction=float(protocol["test_fraction"]),
-                             seed=int(spec["training"].get("seed", 42)))
+    corpora = corpora_of(spec)
+    folds: list[Fold] = []
+    for kind in protocol_kinds(spec):
+        folds += splits.make_folds(manifest, kind, n_folds=int(protocol["folds"]),
+                                   seeds=[int(s) for s in protocol["seeds"]],
+                                   val_fraction=float(protocol["val_fraction"]),
+                                   test_fraction=float(protocol["test_fraction"]),
+                                   seed=int(spec["training"].get("seed", 42)),
+                                   speaker_corpus=corpora[0]["name"] if len(corpora) > 1 else None)
+    return folds
 
 
 def assemble_fold(X: np.ndarray, y: np.ndarray, fold: Fold,
@@ -529,7 +581,7 @@ def error_line(err: BaseException) -> str:
 def data_key(spec: dict[str, Any]) -> str:
     """Digest of what a variant's arrays depend on: corpus (resolved root, channel),
     branch, label set, feature kind, preprocessing, detector and augmentations."""
-    data = {"corpus": {**spec["corpus"], "root": str(Path(str(spec["corpus"]["root"])).expanduser().resolve())},
+    data = {"corpus": _resolved_corpus(spec),
             "branch": spec["branch"], "labels": spec["labels"], "kind": feature_kind(spec),
             "preprocessing": preprocessing_for(spec).to_dict(),
             "detector": spec["features"].get("detector"),

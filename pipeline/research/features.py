@@ -29,7 +29,10 @@ from pipeline.core.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 
-AUDIO_KINDS: tuple[str, ...] = ("mfcc_mean", "mfcc_stats", "mfcc_matrix", "logmel", "egemaps", "compare")
+AUDIO_KINDS: tuple[str, ...] = ("mfcc_mean", "mfcc_stats", "mfcc_matrix", "logmel", "egemaps", "compare",
+                                 "whisper_base", "whisper_tiny", "whisper_base_layers", "whisper_tiny_layers")
+#: Kinds computed by the speech encoder (their cache key holds level, layer and weights digest).
+_ENCODER_KINDS: tuple[str, ...] = ("whisper_base", "whisper_tiny", "whisper_base_layers", "whisper_tiny_layers")
 VIDEO_KINDS: tuple[str, ...] = ("frames", "frames_full", "faces")
 #: Parameters each family of kinds depends on (the cache key's params digest).
 AUDIO_FIELDS: tuple[str, ...] = ("sample_rate", "offset", "duration", "n_mfcc", "n_mels", "n_fft", "hop_length")
@@ -47,8 +50,9 @@ class FeatureExtractionError(ValueError):
 
 
 def modality_of(kind: str) -> str:
-    """``audio`` or ``video`` for a feature kind; unknown kinds raise a clear error."""
-    if kind in AUDIO_KINDS:
+    """``audio`` or ``video`` for a feature kind (audio kinds may be 1-D kinds joined by
+    ``+``, e.g. ``whisper_base+egemaps``); unknown kinds raise a clear error."""
+    if kind in AUDIO_KINDS or ("+" in kind and all(p in AUDIO_KINDS for p in kind.split("+"))):
         return "audio"
     if kind in VIDEO_KINDS:
         return "video"
@@ -103,12 +107,18 @@ def params_digest(kind: str, params: Preprocessing, detector: str | None = None)
     fields = AUDIO_FIELDS if modality_of(kind) == "audio" else VIDEO_FIELDS
     data = {k: params.to_dict()[k] for k in fields}
     data.update(kind=kind, version=CACHE_VERSION)
-    if kind in ("egemaps", "compare"):
+    if kind in ("egemaps", "compare") + _ENCODER_KINDS:
         from pipeline.core.audio import TRIM_TOP_DB
 
         data["trim_top_db"] = TRIM_TOP_DB  # openSMILE kinds see the trimmed clip
         if params.speech_span != "trim":  # (keeps the digests of existing caches unchanged)
             data["speech_span"] = params.speech_span
+    if kind in _ENCODER_KINDS:
+        from pipeline.core.speech_encoder import ENCODERS
+
+        data.update(level_db=params.level_db, encoder_sha256=ENCODERS[kind.replace("_layers", "")].sha256)
+        if not kind.endswith("_layers"):
+            data["encoder_layer"] = params.encoder_layer
     if modality_of(kind) == "video":
         data["detector"] = detector or ""
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
@@ -300,6 +310,8 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
     :class:`FeatureExtractionError`.
     """
     modality_of(kind)
+    if "+" in kind:  # a combination: each part from its own cache, rows every part has
+        return _extract_combined(manifest, kind, params, cache_dir, augment, n_jobs, progress, failed)
     cache_dir = Path(cache_dir)
     digest = params_digest(kind, params, detector)
     store = cache_dir / kind / digest
@@ -336,6 +348,31 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
         failed.extend((clip_ids[pos], reason) for pos, reason in sorted(errors.items()))
     keep = [targets[pos] for pos in range(len(sources)) if pos not in errors]
     return _stack(keep, store)
+
+
+def _extract_combined(manifest: pd.DataFrame, kind: str, params: Preprocessing,
+                      cache_dir: str | os.PathLike[str], augment: str | None, n_jobs: int, progress: bool,
+                      failed: list[tuple[str, str]] | None) -> np.ndarray:
+    """:func:`extract` of ``a+b``: each part extracted (and cached) alone, then the rows
+    of the clips that every part could featurize, concatenated column-wise in order."""
+    clip_ids = manifest["clip_id"].astype(str).tolist()
+    parts, lost = [], {}
+    for part in kind.split("+"):
+        part_failed: list[tuple[str, str]] = []
+        X = np.asarray(extract(manifest, part, params, cache_dir, augment, n_jobs, progress,
+                               failed=part_failed if failed is not None else None))
+        bad = {c for c, _ in part_failed}
+        parts.append((X, [c for c in clip_ids if c not in bad]))
+        for clip, reason in part_failed:
+            lost.setdefault(clip, f"{part}: {reason}")
+    keep = [c for c in clip_ids if c not in lost]
+    columns = []
+    for X, ids in parts:
+        row = {c: i for i, c in enumerate(ids)}
+        columns.append(X[[row[c] for c in keep]].reshape(len(keep), -1))
+    if failed is not None:
+        failed.extend((c, lost[c]) for c in clip_ids if c in lost)
+    return np.concatenate(columns, axis=1).astype(np.float32) if keep else np.empty((0,), np.float32)
 
 
 def drop_failed(manifest: pd.DataFrame, failed: Sequence[tuple[str, str]]) -> pd.DataFrame:

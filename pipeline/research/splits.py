@@ -1,8 +1,11 @@
-"""Evaluation splits: the honest ``speaker`` protocol and the report's ``random`` one.
+"""Evaluation splits: the honest ``speaker`` protocol, leave-one-``corpus``-out, and the
+report's ``random`` one.
 
 A :class:`Fold` holds row positions into a manifest (``train``, ``val``, ``test``).
 ``speaker`` folds group by actor (no actor on two sides, validation actors taken from
-the training side); ``random`` folds are stratified by emotion and repeated over seeds.
+the training side); ``corpus`` folds hold out one whole corpus each (trained on every
+other corpus of the manifest: people, rooms and microphones never met); ``random`` folds
+are stratified by emotion and repeated over seeds.
 One manifest row is one *take* (the audio-only, video-only and AV files of a
 performance share one ``clip_id``), so splitting rows never lets a take straddle
 train and test.
@@ -18,7 +21,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("speaker", "random")
+PROTOCOLS: tuple[str, ...] = ("speaker", "corpus", "random")
 #: The report's seeds for its repeated random splits.
 REPORT_SEEDS: tuple[int, ...] = (27, 31, 948088, 271617, 42)
 
@@ -27,8 +30,8 @@ REPORT_SEEDS: tuple[int, ...] = (27, 31, 948088, 271617, 42)
 class Fold:
     """One train/validation/test partition, as row positions into a manifest."""
 
-    name: str                      # "speaker-K" or "random-SEED"
-    protocol: str                  # "speaker" | "random"
+    name: str                      # "speaker-K", "corpus-NAME" (NAME held out) or "random-SEED"
+    protocol: str                  # "speaker" | "corpus" | "random"
     seed: int                      # seeds the model's initialisation for this fold
     train: np.ndarray              # int positions, sorted
     val: np.ndarray
@@ -92,15 +95,28 @@ def _stratified_holdout(labels: np.ndarray, positions: np.ndarray, fraction: flo
 
 
 def speaker_folds(manifest: pd.DataFrame, n_folds: int, *, val_fraction: float = 0.1,
-                  seed: int = 42) -> list[Fold]:
+                  seed: int = 42, test_corpus: str | None = None) -> list[Fold]:
     """Group k-fold by actor, gender-balanced; validation actors come from the train side.
 
     Uses scikit-learn's ``StratifiedGroupKFold`` with actors as groups and gender as
     the stratum, so each test fold mixes male and female voices when it can. With
     ``n_folds`` equal to the number of actors this is leave-one-actor-out.
+    ``test_corpus``: only that corpus's actors are folded into test sides; the rows of
+    every other corpus are always on the training side (a recipe trained on several
+    corpora, scored speaker-independently on one).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
+    if test_corpus is not None:
+        pool = np.flatnonzero(manifest["corpus"].astype(str).to_numpy() == test_corpus)
+        if not len(pool):
+            raise ValueError(f"no clips of corpus {test_corpus!r} to fold by speaker")
+        rest = np.setdiff1d(np.arange(len(manifest)), pool)
+        inner = speaker_folds(manifest.iloc[pool].reset_index(drop=True), n_folds,
+                              val_fraction=val_fraction, seed=seed)
+        return [Fold(name=f.name, protocol=f.protocol, seed=f.seed,
+                     train=np.sort(np.concatenate([pool[f.train], rest])), val=pool[f.val], test=pool[f.test],
+                     test_actors=f.test_actors, val_actors=f.val_actors) for f in inner]
     actors = manifest["actor"].astype(str).to_numpy()
     unique = sorted(set(actors))
     if n_folds < 2:
@@ -161,14 +177,46 @@ def random_folds(manifest: pd.DataFrame, seeds: Sequence[int] = REPORT_SEEDS, *,
     return folds
 
 
+def corpus_folds(manifest: pd.DataFrame, *, val_fraction: float = 0.1, seed: int = 42) -> list[Fold]:
+    """Leave-one-corpus-out: one fold per corpus of the manifest (in first-seen order),
+    named ``corpus-<name>``, testing on every clip of that corpus after training on every
+    other corpus. Validation actors (``val_fraction`` of the training actors, at least
+    one) come from the training corpora. Needs at least two corpora (ValueError)."""
+    corpora = list(dict.fromkeys(manifest["corpus"].astype(str)))
+    if len(corpora) < 2:
+        raise ValueError(f"leave-one-corpus-out needs at least two corpora; the spec has {', '.join(corpora)}")
+    column = manifest["corpus"].astype(str).to_numpy()
+    actors = manifest["actor"].astype(str).to_numpy()
+    genders = dict(zip(actors, manifest["gender"].astype(str)))
+    folds = []
+    for k, name in enumerate(corpora):
+        test = np.flatnonzero(column == name)
+        train = np.flatnonzero(column != name)
+        val = np.array([], dtype=int)
+        val_actors: list[str] = []
+        train_actors = sorted(set(actors[train]))
+        if val_fraction > 0 and len(train_actors) >= 2:
+            val_actors = _pick_val_actors(train_actors, genders, val_fraction, np.random.default_rng(seed + k))
+            is_val = np.isin(actors[train], val_actors)
+            val, train = train[is_val], train[~is_val]
+        folds.append(Fold(name=f"corpus-{name}", protocol="corpus", seed=seed + k, train=np.sort(train),
+                          val=np.sort(val), test=np.sort(test), test_actors=tuple(sorted(set(actors[test]))),
+                          val_actors=tuple(val_actors)))
+    return folds
+
+
 def make_folds(manifest: pd.DataFrame, kind: str, *, n_folds: int = 6,
                seeds: Sequence[int] = REPORT_SEEDS, val_fraction: float = 0.1,
-               test_fraction: float = 0.1, seed: int = 42) -> list[Fold]:
-    """Folds of protocol ``kind`` (``speaker`` or ``random``) over ``manifest``'s rows."""
+               test_fraction: float = 0.1, seed: int = 42, speaker_corpus: str | None = None) -> list[Fold]:
+    """Folds of protocol ``kind`` (``speaker``, ``corpus`` or ``random``) over
+    ``manifest``'s rows; ``speaker_corpus`` restricts speaker folds' test sides to one
+    corpus (:func:`speaker_folds`)."""
     if len(manifest) == 0:
         raise ValueError("no clips to split (is the corpus empty or the label set wrong?)")
     if kind == "speaker":
-        return speaker_folds(manifest, n_folds, val_fraction=val_fraction, seed=seed)
+        return speaker_folds(manifest, n_folds, val_fraction=val_fraction, seed=seed, test_corpus=speaker_corpus)
+    if kind == "corpus":
+        return corpus_folds(manifest, val_fraction=val_fraction, seed=seed)
     if kind == "random":
         return random_folds(manifest, seeds, val_fraction=val_fraction, test_fraction=test_fraction)
     raise ValueError(f"unknown protocol {kind!r}; choose one of: {', '.join(PROTOCOLS)}")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.core.corpora.manifest import ScanSummary
 
-CORPORA: tuple[str, ...] = ("ravdess", "savee", "tess", "images", "synthetic")
+CORPORA: tuple[str, ...] = ("ravdess", "savee", "tess", "emodb", "cremad", "images", "synthetic")
 
 
 def scanner(corpus: str) -> Callable[[str | Path], tuple[pd.DataFrame, ScanSummary]]:
@@ -19,6 +19,10 @@ def scanner(corpus: str) -> Callable[[str | Path], tuple[pd.DataFrame, ScanSumma
         from pipeline.core.corpora.savee import scan
     elif corpus == "tess":
         from pipeline.core.corpora.tess import scan
+    elif corpus == "emodb":
+        from pipeline.core.corpora.emodb import scan
+    elif corpus == "cremad":
+        from pipeline.core.corpora.cremad import scan
     elif corpus == "images":
         from pipeline.core.corpora.images import scan
     else:
