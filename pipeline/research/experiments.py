@@ -66,10 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "branch": "audio",
     "preprocessing": {},
     "features": {"kind": "mfcc_mean", "augment": [], "full_frame": False, "detector": None,
-                 "n_jobs": 2},
+                 "n_jobs": 2, "calibration": "none", "neutral_takes": 2},
     "model": {"name": "audio_cnn", "params": {}},
     "training": {"epochs": 100, "batch_size": 32, "patience": 10, "seed": 42,
-                 "early_stopping": True},
+                 "early_stopping": True, "balance": None},
     "fusion": {},
     "variants": [],
 }
@@ -265,6 +265,12 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
                             f"{', '.join(models.available())}")
         if not isinstance(spec["model"].get("params") or {}, dict):
             raise SpecError(f"{where}model.params must be a mapping")
+    from pipeline.core.calibration import MODES
+
+    if spec["features"].get("calibration", "none") not in MODES:
+        raise SpecError(f"{where}features.calibration must be one of {', '.join(MODES)}")
+    if spec["training"].get("balance") not in (None, "corpus"):
+        raise SpecError(f"{where}training.balance must be empty or 'corpus'")
     for key in ("epochs", "batch_size", "patience"):
         if not isinstance(spec["training"].get(key), int) or spec["training"][key] < 1:
             raise SpecError(f"{where}training.{key} must be a positive integer")
@@ -461,11 +467,13 @@ def run_fold(spec: dict[str, Any], fold: Fold, X: np.ndarray, y: np.ndarray, man
 
     started = time.perf_counter()
     classes = list(preprocessing_for(spec).classes)
+    X, augmented, fold = calibrated(spec, X, manifest, fold, augmented)
     arrays = assemble_fold(X, y, fold, augmented)
     fold_spec = {**spec, "training": {**spec["training"], "seed": fold.seed}}
+    weights = corpus_weights(manifest, fold, augmented) if spec["training"].get("balance") == "corpus" else None
     probs, history, model = fit_predict(fold_spec, arrays["X_train"], arrays["y_train"], arrays["X_val"],
                                         arrays["y_val"], arrays["X_test"], n_classes=len(classes),
-                                        progress=progress)
+                                        progress=progress, sample_weight=weights)
     metrics = evaluate(arrays["y_test"], probs, classes)
     metrics.update({
         "n_train": int(len(fold.train)), "n_train_rows": int(len(arrays["X_train"])),
@@ -485,6 +493,47 @@ def run_fold(spec: dict[str, Any], fold: Fold, X: np.ndarray, y: np.ndarray, man
                        predictions=predictions_frame(manifest, fold, arrays["y_test"], probs, classes),
                        history=history, save_model=lambda folder: save_model(model, folder))
     return metrics
+
+
+def calibrated(spec: dict[str, Any], X: np.ndarray, manifest: pd.DataFrame, fold: Fold,
+               augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None
+               ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]] | None, Fold]:
+    """The fold's features under ``features.calibration`` (per-speaker normalisation,
+    :func:`pipeline.core.calibration.normalise_speakers`; training and test speakers
+    alike, never with labels). ``neutral``: each speaker is shifted by the mean of
+    ``features.neutral_takes`` of their neutral takes
+    (:func:`pipeline.research.splits.neutral_takes`), which leave the test side.
+    Augmented copies are normalised by their own statistics (a whole session recorded
+    in those conditions)."""
+    from pipeline.core.calibration import normalise_speakers
+    from pipeline.research.splits import neutral_takes
+
+    mode = str(spec["features"].get("calibration") or "none")
+    if mode == "none":
+        return X, augmented, fold
+    actors = manifest["actor"].astype(str).to_numpy()
+    flagged = (neutral_takes(manifest, int(spec["features"].get("neutral_takes", 2)),
+                             int(spec["training"].get("seed", 42))) if mode == "neutral" else None)
+    flat = lambda A: np.asarray(A).reshape(len(A), -1)  # noqa: E731
+    X = normalise_speakers(flat(X), actors, mode, flagged).astype(np.float32)
+    augmented = {k: (normalise_speakers(flat(A), actors, mode, flagged).astype(np.float32), ok)
+                 for k, (A, ok) in (augmented or {}).items()}
+    if flagged is not None:
+        fold = dataclasses.replace(fold, test=fold.test[~flagged[fold.test]])
+    return X, augmented, fold
+
+
+def corpus_weights(manifest: pd.DataFrame, fold: Fold,
+                   augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample weights (train rows in :func:`assemble_fold`'s order, validation rows) that
+    give every corpus the same total weight: ``training.balance: corpus``."""
+    corpus = manifest["corpus"].astype(str).to_numpy()
+    rows = [fold.train] + [fold.train[ok[fold.train]] for _, (_, ok) in (augmented or {}).items()]
+    train = corpus[np.concatenate(rows)]
+    side = np.concatenate([train, corpus[fold.val]])
+    names, counts = np.unique(side, return_counts=True)
+    share = dict(zip(names, len(side) / (len(names) * counts)))
+    return np.array([share[c] for c in train]), np.array([share[c] for c in corpus[fold.val]])
 
 
 def _check_resumable(fold_dir: Path, spec: dict[str, Any]) -> None:

@@ -146,6 +146,7 @@ class _Job:
     landmarks: str
     content_key: str
     out: str
+    others: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=2)
@@ -157,21 +158,24 @@ def _detector(name: str) -> Any:
 
 
 def compute(kind: str, params: Preprocessing, source: str, *, landmarks: str = "",
-            augment: str | None = None, seed: int = 0, detector: str | None = None) -> np.ndarray:
+            augment: str | None = None, seed: int = 0, detector: str | None = None,
+            others: tuple[str, ...] = ()) -> np.ndarray:
     """Feature ``kind`` of one file, exactly as the inference path computes it.
 
     Audio: float32 from ``audio.featurize(media.load_audio(source, sr), params, kind)``
     (after ``audio.augment`` when named, with ``np.random.default_rng(seed)``). Video:
     uint8 ``(n_frames, crop, crop, 3)`` from ``video.featurize``; ``faces``: the per-frame
     model's input ``(n_frames, crop, crop, channels)`` from ``video.face_crops`` (one
-    frame for a still image).
+    frame for a still image). ``others``: files of other speakers, for augmentations
+    that mix them in (``babble``).
     """
     if modality_of(kind) == "audio":
         from pipeline.core import audio, media
 
         y = media.load_audio(source, params.sample_rate)
         if augment:
-            y = audio.augment(y, params.sample_rate, augment, np.random.default_rng(seed))
+            voices = [media.load_audio(o, params.sample_rate) for o in others]
+            y = audio.augment(y, params.sample_rate, augment, np.random.default_rng(seed), others=voices)
         return np.asarray(audio.featurize(y, params, kind), dtype=np.float32)
     if augment:
         raise ValueError("augmentations apply to audio features only")
@@ -204,7 +208,7 @@ def _run_job(job: _Job, kind: str, params: dict[str, Any], augment: str | None,
     try:
         seed = augment_seed(job.content_key, augment) if augment else 0
         array = compute(kind, Preprocessing.from_dict(params), job.source, landmarks=job.landmarks,
-                        augment=augment, seed=seed, detector=detector)
+                        augment=augment, seed=seed, detector=detector, others=job.others)
         _save_atomic(Path(job.out), array)
         return job.position, ""
     except Exception as err:  # one bad clip must never stop a corpus run
@@ -251,6 +255,26 @@ def _sources(manifest: pd.DataFrame, kind: str) -> tuple[list[str], list[str]]:
     landmarks = (manifest["landmarks_path"].fillna("").astype(str).tolist()
                  if modality == "video" and kind in ("frames", "faces") else [""] * len(manifest))
     return sources, landmarks
+
+
+#: Augmentations that mix in other speakers' clips, and how many are offered to each.
+NEEDS_OTHERS: tuple[str, ...] = ("babble",)
+OTHER_VOICES: int = 6
+
+
+def _other_speakers(manifest: pd.DataFrame, pos: int, sources: list[str], key: str, augment: str) -> tuple[str, ...]:
+    """Up to :data:`OTHER_VOICES` files of *other* speakers of the same corpus as row
+    ``pos`` (chosen with the clip's augmentation seed): the voices of its babble. They are
+    training speakers wherever the clip itself is one under leave-one-corpus-out; under
+    speaker folds they may include a test speaker's voice as unlabelled noise."""
+    corpus, actor = manifest["corpus"].astype(str).to_numpy(), manifest["actor"].astype(str).to_numpy()
+    pool = np.flatnonzero((corpus == corpus[pos]) & (actor != actor[pos]))
+    pool = [p for p in pool if sources[p]]
+    if not pool:
+        return ()
+    rng = np.random.default_rng(augment_seed(key, augment))
+    picked = rng.choice(len(pool), size=min(OTHER_VOICES, len(pool)), replace=False)
+    return tuple(sources[pool[i]] for i in sorted(picked))
 
 
 def _content_key(index: HashIndex, source: str, landmarks: str) -> str:
@@ -332,7 +356,8 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
             continue
         targets[pos] = cache_file(cache_dir, kind, digest, key, augment)
         if not targets[pos].is_file():
-            jobs.append(_Job(pos, source, marks, key, str(targets[pos])))
+            others = _other_speakers(manifest, pos, sources, key, augment) if augment in NEEDS_OTHERS else ()
+            jobs.append(_Job(pos, source, marks, key, str(targets[pos]), others))
     index.save()
     if jobs:
         log.info("%s: computing %d of %d clips (%d cached)", kind, len(jobs), len(sources),

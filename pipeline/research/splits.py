@@ -5,7 +5,9 @@ A :class:`Fold` holds row positions into a manifest (``train``, ``val``, ``test`
 ``speaker`` folds group by actor (no actor on two sides, validation actors taken from
 the training side); ``corpus`` folds hold out one whole corpus each (trained on every
 other corpus of the manifest: people, rooms and microphones never met); ``random`` folds
-are stratified by emotion and repeated over seeds.
+are stratified by emotion and repeated over seeds; ``all`` is one fold that trains on
+every clip (the model that ships; its test side is the training data, so its scores are
+in-sample and never a result).
 One manifest row is one *take* (the audio-only, video-only and AV files of a
 performance share one ``clip_id``), so splitting rows never lets a take straddle
 train and test.
@@ -21,7 +23,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("speaker", "corpus", "random")
+PROTOCOLS: tuple[str, ...] = ("speaker", "corpus", "random", "all")
 #: The report's seeds for its repeated random splits.
 REPORT_SEEDS: tuple[int, ...] = (27, 31, 948088, 271617, 42)
 
@@ -217,6 +219,24 @@ def make_folds(manifest: pd.DataFrame, kind: str, *, n_folds: int = 6,
         return speaker_folds(manifest, n_folds, val_fraction=val_fraction, seed=seed, test_corpus=speaker_corpus)
     if kind == "corpus":
         return corpus_folds(manifest, val_fraction=val_fraction, seed=seed)
+    if kind == "all":
+        rows = np.arange(len(manifest))
+        return [Fold(name="all-0", protocol="all", seed=seed, train=rows, val=np.array([], dtype=int), test=rows,
+                     test_actors=tuple(sorted(set(manifest["actor"].astype(str)))))]
     if kind == "random":
         return random_folds(manifest, seeds, val_fraction=val_fraction, test_fraction=test_fraction)
     raise ValueError(f"unknown protocol {kind!r}; choose one of: {', '.join(PROTOCOLS)}")
+
+
+def neutral_takes(manifest: pd.DataFrame, n_per_speaker: int = 2, seed: int = 0) -> np.ndarray:
+    """Boolean ``(n,)`` mask of the calm takes each speaker gives to "calibrate to my
+    voice": ``n_per_speaker`` of the speaker's ``neutral`` takes, drawn with ``seed``.
+    These takes are held apart: never on a test side of a ``neutral`` calibration run."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(manifest), bool)
+    neutral = manifest["emotion"].astype(str).to_numpy() == "neutral"
+    actors = manifest["actor"].astype(str).to_numpy()
+    for actor in sorted(set(actors[neutral])):
+        rows = np.flatnonzero(neutral & (actors == actor))
+        mask[rng.choice(rows, size=min(n_per_speaker, len(rows)), replace=False)] = True
+    return mask

@@ -166,27 +166,34 @@ def _accepts(model_name: str, keyword: str) -> bool:
 
 
 def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
-                X_train: np.ndarray, y_train: np.ndarray) -> Any:
+                X_train: np.ndarray, y_train: np.ndarray, sample_weight: np.ndarray | None = None) -> Any:
     """Build and fit a registered scikit-learn estimator on flattened features (a face
-    model is built for its (size, size, channels) frames, then fed them flattened)."""
+    model is built for its (size, size, channels) frames, then fed them flattened).
+    ``sample_weight`` goes to the pipeline's last step."""
     import models
 
     images = models.spec(model_name).input_kind == "faces"
     shape = tuple(X_train.shape[1:]) if images else (int(np.prod(X_train.shape[1:])),)
     model = models.build(model_name, shape, n_classes, **params)
-    model.fit(model_input(X_train).reshape(len(X_train), -1), y_train)
+    kwargs = {}
+    if sample_weight is not None:
+        last = model.steps[-1][0] if hasattr(model, "steps") else None
+        kwargs = {f"{last}__sample_weight" if last else "sample_weight": np.asarray(sample_weight)}
+    model.fit(model_input(X_train).reshape(len(X_train), -1), y_train, **kwargs)
     return model
 
 
 def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
                 X_val: np.ndarray, y_val: np.ndarray, X_test: np.ndarray, *,
-                n_classes: int | None = None, progress: bool = False
+                n_classes: int | None = None, progress: bool = False,
+                sample_weight: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, pd.DataFrame, Any]:
     """Train ``spec['model']`` on one fold and predict its test side.
 
     ``spec`` is a resolved experiment spec (``model {name, params}``, ``training``,
-    ``labels``). ``y_*`` are class indices. Returns ``(probs (n_test, n_classes),
-    history (empty for scikit-learn), fitted model)``.
+    ``labels``). ``y_*`` are class indices. ``sample_weight``: (train, validation)
+    weights for scikit-learn models (Keras models ignore them). Returns ``(probs
+    (n_test, n_classes), history (empty for scikit-learn), fitted model)``.
     """
     from pipeline.core.labels import label_set
 
@@ -212,7 +219,8 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
             params["random_state"] = int(training["seed"])
         X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
         y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
-        model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit), pd.DataFrame()
+        w_fit = None if sample_weight is None else np.concatenate(sample_weight)[: len(y_fit)]
+        model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit, w_fit), pd.DataFrame()
     probs = predict_proba(model, X_test, n_classes=n_classes)
     return (pool_clips(probs, n_clips) if pooled else probs), history, model
 

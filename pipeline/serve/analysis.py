@@ -60,6 +60,14 @@ class BranchResult:
     detail: str = ""
     #: Held-out calibration of the model that answered (:func:`calibration_of`).
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: Plain notes about the input that keep the answer from being "sure" ("noisy:
+    #: several voices", "unusual voice: ..."; :mod:`pipeline.serve.conditions`).
+    notes: list[str] = field(default_factory=list)
+    #: How the features were normalised to the speaker (:data:`pipeline.core.calibration.MODES`;
+    #: empty for branches without such a choice).
+    normalisation: str = ""
+    #: What was measured about the input (:meth:`pipeline.serve.conditions.Conditions.to_json`).
+    conditions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,7 +86,9 @@ class BranchResult:
         """``"sure"``/``"not sure"`` (:func:`confidence_word` with this model's held-out
         ECE), or None when the branch abstained."""
         top = self.winner if self.ok else None
-        return None if top is None else confidence_word(top[1], self.calibration.get("ece"))
+        if top is None:
+            return None
+        return "not sure" if self.notes else confidence_word(top[1], self.calibration.get("ece"))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status,
@@ -87,6 +97,12 @@ class BranchResult:
             out["detail"] = self.detail
         if self.calibration:
             out["calibration"] = dict(self.calibration)
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.normalisation:
+            out["normalisation"] = self.normalisation
+        if self.conditions:
+            out["conditions"] = dict(self.conditions)
         if self.confidence is not None:
             out["confidence"] = self.confidence
         return out

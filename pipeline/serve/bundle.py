@@ -54,6 +54,11 @@ class BranchModel:
     ``frames`` for video. ``full_frame``: the video model was trained on whole frames,
     not face crops. ``scaler``: an optional fitted transformer applied to flattened
     features before the model (for runs that standardised their inputs).
+    ``calibrated``: models trained on per-speaker normalised features, by calibration
+    mode (``neutral``, ``session``: :mod:`pipeline.core.calibration`); ``temperature``:
+    the softmax temperature per mode fitted on held-out corpora (1.0: none);
+    ``reference``: where the training features lie (a
+    :class:`pipeline.serve.conditions.FeatureReference`), for the "unusual voice" check.
     """
 
     branch: str
@@ -66,6 +71,13 @@ class BranchModel:
     full_frame: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    calibrated: dict[str, Any] = field(default_factory=dict)
+    temperature: dict[str, float] = field(default_factory=dict)
+    reference: Any = None
+
+    def modes(self) -> tuple[str, ...]:
+        """The calibration modes this branch answers in: ``none`` and those it has models for."""
+        return ("none", *sorted(self.calibrated))
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
         """Turn a batch of features (n, *feature_shape) into the model's input.
@@ -88,20 +100,25 @@ class BranchModel:
             x = x.reshape((n, *shape))
         return x
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+    def predict_proba(self, features: np.ndarray, mode: str = "none") -> np.ndarray:
         """(n, C) class probabilities for a batch of features, rows summing to 1.
 
-        Large batches go through the model :data:`PREDICT_BATCH` rows at a time, so a
-        long clip's 1,500 face crops do not hold a CNN's activations for all of them at
-        once (0.4 GB for the first layer of ``face_cnn`` alone)."""
+        ``mode``: the calibration the features went through (``none``, or a key of
+        :attr:`calibrated`, whose model then answers); the mode's held-out temperature
+        is applied. Large batches go through the model :data:`PREDICT_BATCH` rows at a
+        time, so a long clip's 1,500 face crops do not hold a CNN's activations for all
+        of them at once (0.4 GB for the first layer of ``face_cnn`` alone)."""
         n = len(features)
         if n > PREDICT_BATCH:
-            return np.concatenate([self.predict_proba(features[i:i + PREDICT_BATCH])
+            return np.concatenate([self.predict_proba(features[i:i + PREDICT_BATCH], mode)
                                    for i in range(0, n, PREDICT_BATCH)])
-        x = self.prepare(features)
+        if mode != "none" and mode not in self.calibrated:
+            raise ValueError(f"the {self.branch} model has no {mode!r} calibration; it has: {', '.join(self.modes())}")
+        model = self.model if mode == "none" else self.calibrated[mode]
+        x = self.prepare(features) if mode == "none" else np.asarray(features, np.float32).reshape(n, -1)
         if self.framework == "sklearn":
-            proba = np.asarray(self.model.predict_proba(x), dtype=np.float64)
-            seen = np.asarray(getattr(self.model, "classes_", np.arange(proba.shape[1])), dtype=int)
+            proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+            seen = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])), dtype=int)
             full = np.zeros((proba.shape[0], len(self.params.classes)))
             full[:, seen] = proba
             proba = full
@@ -110,6 +127,9 @@ class BranchModel:
             # for the LRCN (0.08 s vs 1.4 s measured on 2 busy cores).
             proba = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
         proba = np.clip(proba, 0.0, None)
+        temperature = float(self.temperature.get(mode, 1.0))
+        if temperature != 1.0:  # softmax(logits / T) = p^(1/T), renormalised
+            proba = np.exp(np.log(np.maximum(proba, 1e-300)) / temperature)
         return proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
 
 
@@ -243,13 +263,22 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             raise BundleError(f"cannot load the {key} model of bundle {path} "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
         scaler = joblib.load(path / info["scaler"]) if info.get("scaler") else None
-        rest = {k: v for k, v in info.items() if k not in ("model", "framework", "input_kind", "file",
-                                                          "full_frame", "preprocessing", "metrics", "scaler")}
+        extras = ("model", "framework", "input_kind", "file", "full_frame", "preprocessing", "metrics", "scaler",
+                  "calibrated", "reference", "temperature")
+        rest = {k: v for k, v in info.items() if k not in extras}
+        calibrated = {}
+        for mode, rel in (info.get("calibrated") or {}).items():
+            if not (path / rel).is_file():
+                raise BundleError(f"bundle {path} is incomplete: {rel} is missing")
+            calibrated[str(mode)] = joblib.load(path / rel)
+        reference = joblib.load(path / info["reference"]) if info.get("reference") else None
         loaded[key] = BranchModel(branch=key, model_name=info["model"], framework=info["framework"],
                                   input_kind=info["input_kind"],
                                   params=Preprocessing.from_dict(info["preprocessing"]),
                                   model=model, scaler=scaler, full_frame=bool(info.get("full_frame")),
-                                  metrics=info.get("metrics", {}), info=rest)
+                                  metrics=info.get("metrics", {}), info=rest, calibrated=calibrated,
+                                  temperature={str(k): float(v) for k, v in (info.get("temperature") or {}).items()},
+                                  reference=reference)
     fusion = None
     if models_meta.get("fusion"):
         fusion = joblib.load(path / models_meta["fusion"]["file"])

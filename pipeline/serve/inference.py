@@ -105,7 +105,8 @@ def _mean_result(results: Sequence[BranchResult], classes: Sequence[str]) -> Bra
         return BranchResult(results[0].status if results else NO_MODEL, {}, results[0].detail if results else "")
     mean = np.mean([[r.probabilities[c] for c in classes] for r in ok], axis=0)
     detail = f"mean of {len(ok)} of {len(results)} windows"
-    return BranchResult(OK, _probabilities(classes, mean), detail)
+    notes = list(dict.fromkeys(n for r in ok for n in r.notes))  # a window's doubt is the clip's
+    return BranchResult(OK, _probabilities(classes, mean), detail, notes=notes, normalisation=ok[0].normalisation)
 
 
 # --------------------------------------------------------------------------- audio
@@ -119,7 +120,7 @@ class _AudioOut:
 
 
 def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: bool,
-           timings: dict[str, float]) -> _AudioOut:
+           timings: dict[str, float], calibration: Any = None) -> _AudioOut:
     """The audio branch on the clip's decoded sound (``clip``: a :class:`pipeline.core.media.Media`):
     check for silence (or, for a bundle that listens for a voice, Silero VAD: one scoring
     of the whole clip serves the "no speech" check and every window's "too short"),
@@ -160,7 +161,7 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
         return _AudioOut(y, [BranchResult(SILENT, {}, "no part of the clip is louder than -45 dBFS")] * len(spans),
                          mfcc, mfcc_t, notes)
     with _timer(timings, "features_audio"):
-        feats, silent, short = [], [], []
+        feats, silent, short, pieces = [], [], [], []
         needed = audio_mod.min_speech_seconds(params)
         voice = audio_mod.voice_activity(y, sr, "vad" if gated else None, probabilities=scores)
         in_clip = voice.seconds()
@@ -173,25 +174,43 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
             silent.append(not gated and audio_mod.is_silent(audio_mod.window(y, wp)) and not (single and heard < needed))
             short.append(audio_mod.too_short(said, needed) if heard < needed else "")
             if single:
+                pieces.append(y)
                 feats.append(audio_mod.featurize(y, params, branch.input_kind))
             else:  # the window's own sound (functionals summarise what they are given)
                 piece = y[int(round(start * sr)):int(round(end * sr))]
-                feats.append(audio_mod.featurize(piece if piece.size else y[:1], _window_params(params, 0.0),
-                                                 branch.input_kind))
+                pieces.append(piece if piece.size else y[:1])
+                feats.append(audio_mod.featurize(pieces[-1], _window_params(params, 0.0), branch.input_kind))
     with _timer(timings, "predict_audio"):
-        proba = branch.predict_proba(np.stack(feats))
+        from pipeline.serve.speaker import answer_windows
+
+        heard = [not s and not t for s, t in zip(silent, short)]
+        vad_of = None if scores is None else [_vad_slice(scores, a, b, single) for a, b in spans]
+        answers = answer_windows(branch, np.stack(feats), pieces, heard, calibration, probabilities=vad_of)
     results = [BranchResult(SILENT, {}, "this window is silent") if s
                else BranchResult(t, {}, "the rest of the analysis window holds no voice (silence or padding)") if t
-               else BranchResult(OK, _probabilities(params.classes, p)) for p, s, t in zip(proba, silent, short)]
+               else BranchResult(OK, _probabilities(params.classes, w.proba), notes=w.notes,
+                                 normalisation=w.normalisation, conditions=w.conditions)
+               for w, s, t in zip(answers, silent, short)]
     return _AudioOut(y, results, mfcc, mfcc_t, notes)
 
 
-def answer_sound(y: np.ndarray, bundle: Any, *, offset: float | None = None) -> BranchResult:
+def _vad_slice(scores: np.ndarray, start: float, end: float, single: bool) -> np.ndarray:
+    """Silero's per-frame scores of the clip cut to one window (all of them for a clip
+    answered as one window)."""
+    from pipeline.core.vad import FRAME_S
+
+    return scores if single else scores[int(start / FRAME_S):int(np.ceil(end / FRAME_S))]
+
+
+def answer_sound(y: np.ndarray, bundle: Any, *, offset: float | None = None,
+                 calibration: Any = None) -> BranchResult:
     """The audio branch's answer for sound already decoded: ``y`` mono float32 at the
     audio model's rate (drift removed, as :func:`pipeline.core.media.decode` gives it), one
     window. The Live page's audio answer: the same checks (silence, Silero's "no
     speech", "too short"), features and model as a clip's. ``offset``: where the
-    window starts (default the model's own; the Live page listens from 0 s)."""
+    window starts (default the model's own; the Live page listens from 0 s).
+    ``calibration``: the speaker's calm-voice statistics
+    (:func:`pipeline.serve.speaker.calibrate_to_voice`), when they calibrated."""
     from pipeline.core.media import Media, MediaInfo
 
     import copy
@@ -208,7 +227,8 @@ def answer_sound(y: np.ndarray, bundle: Any, *, offset: float | None = None) -> 
     clip = Media(name="live sound", info=MediaInfo(has_audio=True, has_video=False,
                                                    duration=y.size / params.sample_rate),
                  waveform=y, sample_rate=params.sample_rate)
-    return _audio(clip, view, [(params.offset, params.offset + params.duration)], True, {}).per_window[0]
+    return _audio(clip, view, [(params.offset, params.offset + params.duration)], True, {},
+                  calibration).per_window[0]
 
 
 def answer_faces(crops: np.ndarray, bundle: Any) -> BranchResult:
@@ -494,7 +514,7 @@ def _notes(info: Any, duration: float, known_duration: bool, extra: Sequence[str
 
 
 def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = None, *,
-            landmarks_path: str | None = None) -> Analysis:
+            landmarks_path: str | None = None, calibration: Any = None) -> Analysis:
     """Hear, see and decide one clip with a loaded bundle.
 
     ``src``: a path or the file's bytes (any container :mod:`pipeline.core.media` decodes).
@@ -506,7 +526,9 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
     The file is opened and decoded once (:func:`pipeline.core.media.decode`): the sound
     first, then, while the audio branch works on it in a second thread, the pictures,
     of which only the frames the windows need are converted and kept, their faces
-    found a few windows at a time.
+    found a few windows at a time. ``calibration``: a speaker's calm-voice statistics
+    (:func:`pipeline.serve.speaker.calibrate_to_voice`); the voice answer says which
+    normalisation it used (:mod:`pipeline.serve.speaker`).
     """
     import threading
 
@@ -540,7 +562,8 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
 
     def _run_audio(clip: Any, spans: list[tuple[float, float]]) -> None:
         try:
-            state["audio"] = _audio(clip, bundle, spans, len(spans) == 1, timings) if clip.info.has_audio else \
+            state["audio"] = _audio(clip, bundle, spans, len(spans) == 1, timings, calibration) \
+                if clip.info.has_audio else \
                 _AudioOut(None, [BranchResult(NO_AUDIO if bundle.audio is not None else NO_MODEL)] * len(spans))
         except BaseException as err:  # raised again in the caller's thread
             state["audio_error"] = err
@@ -609,7 +632,10 @@ def _line(label: str, result: BranchResult) -> str:
     ece = result.calibration.get("ece")
     sure = ("  NOT SURE" if result.confidence == "not sure" else "") + \
         (f"  (held-out calibration error {ece:.0%})" if ece is not None else "")
-    return f"{label:<7}{emotion} ({p:.0%}; then {rest}){sure}{detail}"
+    extra = "".join(f"\n{'':<7}{n}" for n in result.notes)
+    if result.normalisation:
+        extra += f"\n{'':<7}{result.normalisation}"
+    return f"{label:<7}{emotion} ({p:.0%}; then {rest}){sure}{detail}{extra}"
 
 
 def describe(analysis: Analysis) -> str:
