@@ -301,6 +301,32 @@ def protocol_gap(summary: pd.DataFrame, metric: str = "accuracy") -> go.Figure:
     return _layout(fig, f"Random split vs speaker-independent ({METRIC_NAMES.get(metric, metric)})", 360)
 
 
+def travel_bars(table: pd.DataFrame, metric: str = "uar", reference: dict[str, float] | None = None) -> go.Figure:
+    """Grouped bars per variant: the speaker-independent figure beside each held-out
+    corpus (leave-one-corpus-out), so a model that only knows its corpus shows at once.
+
+    table: :func:`pipeline.research.store.travel` rows (``variant, test, <metric>``,
+    fractions). ``reference``: optional dashed lines, label -> fraction (e.g. chance).
+    """
+    if table.empty or metric not in table:
+        raise ValueError(f"no leave-one-corpus-out rows with {metric}")
+    fig = go.Figure()
+    variants = list(dict.fromkeys(table["variant"]))
+    palette = ["#3c6fb6", "#2a9d8f", "#e9c46a", "#e76f51", "#8d6cab"]
+    for i, test in enumerate(dict.fromkeys(table["test"])):
+        part = table[table["test"] == test].set_index("variant")[metric]
+        fig.add_trace(go.Bar(x=variants, y=[100 * part.get(v, np.nan) for v in variants], name=test,
+                             marker_color=palette[i % len(palette)],
+                             hovertemplate=f"{test}<br>%{{x}}: %{{y:.1f}}%<extra></extra>"))
+    for label, value in (reference or {}).items():
+        fig.add_hline(y=100 * value, line_dash="dash", line_color="#888",
+                      annotation_text=label, annotation_position="top left")
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title=f"{METRIC_NAMES.get(metric, metric)} (%)", range=[0, 100])
+    return _layout(fig, f"Does it travel? Speaker-independent vs held-out corpora ({METRIC_NAMES.get(metric, metric)})",
+                   380)
+
+
 def gap_table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     """Per variant: ``random``, ``speaker`` means and ``gap`` = random - speaker (NaN
     where a protocol is missing). Index: variant, in first-seen order."""

@@ -101,9 +101,10 @@ class LiveHolder:
             return self._answer
 
 
-def predict_audio(bundle: Any, samples: np.ndarray) -> BranchResult:
+def predict_audio(bundle: Any, samples: np.ndarray, calibration: Any = None) -> BranchResult:
     """The audio branch on the last seconds of sound (the window starts at 0 s), exactly
-    as a clip's window is answered (:func:`pipeline.serve.inference.answer_sound`)."""
+    as a clip's window is answered (:func:`pipeline.serve.inference.answer_sound`);
+    ``calibration``: the session's calm-voice statistics, when the person calibrated."""
     from pipeline.core import audio
     from pipeline.serve.inference import answer_sound
 
@@ -114,7 +115,7 @@ def predict_audio(bundle: Any, samples: np.ndarray) -> BranchResult:
     if samples.size < rate // 2:
         return BranchResult("waiting for sound", {}, "less than half a second heard so far")
     samples = audio.remove_drift(samples, rate)  # as the decoder does for files
-    result = answer_sound(samples, bundle, offset=0.0)
+    result = answer_sound(samples, bundle, offset=0.0, calibration=calibration)
     if result.status.startswith("too short"):
         result.detail = "say a whole sentence"
     return result
@@ -145,10 +146,10 @@ def fuse(bundle: Any, audio_result: BranchResult, video_result: BranchResult) ->
     return fuse_answers(bundle, audio_result, video_result)
 
 
-def predict(bundle: Any, holder: LiveHolder) -> LiveAnswer:
+def predict(bundle: Any, holder: LiveHolder, calibration: Any = None) -> LiveAnswer:
     """One refresh: snapshot the buffers, run both branches and fusion, store the answer."""
     crops, samples = holder.snapshot()
-    audio_result = predict_audio(bundle, samples)
+    audio_result = predict_audio(bundle, samples, calibration)
     video_result = predict_video(bundle, crops)
     answer = LiveAnswer(audio_result, video_result, fuse(bundle, audio_result, video_result), time.time())
     holder.set_answer(answer)

@@ -121,33 +121,37 @@ def _detector(name: str) -> Any:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _analyze(data: bytes, bundle_dir: str, stamp: float, digest: str, detector: str) -> Any:
+def _analyze(data: bytes, bundle_dir: str, stamp: float, digest: str, detector: str, voice: str,
+             _calibration: Any = None) -> Any:
     from pipeline.serve.inference import analyze
 
-    return analyze(data, _bundle(bundle_dir, stamp), _detector(detector))
+    return analyze(data, _bundle(bundle_dir, stamp), _detector(detector), calibration=_calibration)
 
 
-def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle") -> Any:
+def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle", calibration: Any = None,
+            voice: str = "") -> Any:
     """:func:`pipeline.serve.inference.analyze` of an uploaded/recorded clip, cached by
-    content so moving a slider does not recompute the clip."""
+    content (and by ``voice``, the key of the session's calibration) so moving a slider
+    does not recompute the clip."""
     digest = hashlib.sha1(data).hexdigest()
-    return _analyze(data, str(bundle_dir), _stamp(bundle_dir), digest, detector)
+    return _analyze(data, str(bundle_dir), _stamp(bundle_dir), digest, detector, voice, calibration)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _analyze_path(path: str, mtime: float, bundle_dir: str, stamp: float, landmarks: str,
-                  detector: str) -> Any:
+                  detector: str, voice: str, _calibration: Any = None) -> Any:
     from pipeline.serve.inference import analyze
 
-    return analyze(path, _bundle(bundle_dir, stamp), _detector(detector), landmarks_path=landmarks or None)
+    return analyze(path, _bundle(bundle_dir, stamp), _detector(detector), landmarks_path=landmarks or None,
+                   calibration=_calibration)
 
 
 def analyze_path(path: str | Path, bundle_dir: str | Path, landmarks: str = "",
-                 detector: str = "bundle") -> Any:
+                 detector: str = "bundle", calibration: Any = None, voice: str = "") -> Any:
     """:func:`pipeline.serve.inference.analyze` of a corpus file (with its landmark CSV when
     the corpus has one), cached by path + mtime."""
     return _analyze_path(str(path), _stamp(path), str(bundle_dir), _stamp(bundle_dir),
-                         str(landmarks or ""), detector)
+                         str(landmarks or ""), detector, voice, calibration)
 
 
 # --------------------------------------------------------------------------- results
@@ -167,6 +171,14 @@ def summary(exp_dir: str) -> pd.DataFrame:
     from pipeline.research import store
 
     return store.summarise(exp_dir)
+
+
+@st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)
+def travel(exp_dir: str) -> pd.DataFrame:
+    """``store.travel``: speaker-independent beside each held-out corpus, per variant."""
+    from pipeline.research import store
+
+    return store.travel(exp_dir)
 
 
 @st.cache_data(max_entries=16, ttl=RESULTS_TTL, show_spinner=False)

@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import charts, state
+from dashboard import calibration, charts, state
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -225,6 +225,10 @@ def prediction_panel(title: str, result: Any, classes: list[str], key: str, expl
         emotion, p = result.winner
         st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure)."
                     + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
+        for note in getattr(result, "notes", []) or []:
+            st.warning(f"{note[0].upper()}{note[1:]}: no sure answer for this input.", icon=":material/hearing:")
+        if getattr(result, "normalisation", ""):
+            st.caption(f"Voice features: {result.normalisation}.")
         st.caption(calibration_words(result))
         st.plotly_chart(charts.probability_bars(result.probabilities, title, classes=classes),
                         width="stretch", key=key)
@@ -380,9 +384,11 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                    expanded=False) as status:
         try:
             if isinstance(clip.media, bytes):
-                analysis = state.analyze(clip.media, bundle_dir, detector)
+                analysis = state.analyze(clip.media, bundle_dir, detector, calibration.current(),
+                                         calibration.digest())
             else:
-                analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector)
+                analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector,
+                                              calibration.current(), calibration.digest())
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
             st.error(f"{name}: {err}. Try another file: {media_types.accepted_text()}.")
@@ -423,6 +429,7 @@ def main() -> None:
         help="The accurate finder (MTCNN) misses fewer faces but needs about a second per clip; "
              "the fast one (Haar cascade) is about ten times quicker and wants a front-on face. "
              "Corpus samples with landmark files use those instead.")
+    calibration.panel(state.bundle(settings.bundle), "analyze")
     clip = {SOURCES[0]: upload_source, SOURCES[1]: audio_input_source,
               SOURCES[2]: webrtc_source, SOURCES[3]: corpus_source}[way]()
     if clip is None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import charts, live_engine, state
+from dashboard import calibration, charts, live_engine, state
 
 REFRESH_SECONDS = 1.0
 
@@ -64,6 +64,8 @@ def panel(title: str, result: Any, classes: list[str], key: str) -> None:
     if result.ok:
         st.plotly_chart(charts.probability_bars(result.probabilities, title, classes=classes),
                         width="stretch", key=key)
+        for note in result.notes:
+            st.caption(f"Not sure: {note}.")
     else:
         st.markdown(f"**{title}**")
         st.caption(f"{result.status}" + (f" ({result.detail})" if result.detail else ""))
@@ -77,7 +79,7 @@ def answers(bundle: Any, holder: live_engine.LiveHolder, ctx: Any) -> None:
     if not playing:
         st.caption("Press START and allow the camera and microphone. Nothing is recorded.")
         return
-    answer = live_engine.predict(bundle, holder)
+    answer = live_engine.predict(bundle, holder, calibration.current())
     classes = list(bundle.classes)
     st.metric("Frames per second", f"{holder.fps():.1f}")
     if answer.fused.ok and answer.fused.winner:
@@ -110,6 +112,7 @@ def main() -> None:
     except (BundleError, RuntimeError) as err:
         st.error(str(err))
         return
+    calibration.panel(bundle, "live")
     holder = holder_for(bundle)
     params = (bundle.video or bundle.audio).params
     on_video, on_audio = callbacks(holder, detector, params.crop_size, params.crop_margin)

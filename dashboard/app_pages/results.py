@@ -26,6 +26,9 @@ PROTOCOL_NOTES = {
     "holdout": "one stratified validation split held out of the training data (same source, "
                "not unseen people)",
     "eval": "a saved bundle scored on a whole corpus (see Cross-corpus evaluation below)",
+    "corpus": "leave-one-corpus-out: trained on the other corpora, tested on a corpus never heard "
+              "(other people, rooms and microphones)",
+    "all": "trained on every clip (the model that ships): in-sample, not a result",
 }
 
 
@@ -40,7 +43,8 @@ def folds_of(metrics: list[dict[str, Any]], protocol: str) -> list[dict[str, Any
 
 def protocols_of(metrics: list[dict[str, Any]]) -> list[str]:
     found = {m.get("protocol") or fold_protocol(m.get("fold", "")) for m in metrics}
-    return [p for p in ("speaker", "random") if p in found] + sorted(found - {"speaker", "random"})
+    first = ("speaker", "corpus", "random")
+    return [p for p in first if p in found] + sorted(found - set(first))
 
 
 def highlight_gap(points: float) -> str:
@@ -94,6 +98,26 @@ def protocol_section(summary: pd.DataFrame) -> None:
     gaps.columns = ["random split %", "speaker-independent %", "gap (points)"]
     st.dataframe(gaps.style.map(highlight_gap, subset=["gap (points)"]).format("{:.2f}"),
                  width="stretch")
+
+
+def travel_section(exp_dir: str) -> None:
+    """Speaker-independent folds beside each held-out corpus (leave-one-corpus-out)."""
+    table = state.travel(exp_dir)
+    if table.empty:
+        st.info("This experiment did not hold out a whole corpus. Name several corpora and add the "
+                "`corpus` protocol (`protocol.kind: [speaker, corpus]`, e.g. `configs/real_audio.yaml`) "
+                "to see how a model does on people, rooms and microphones it never met.")
+        return
+    st.caption("Speaker-independent: actors of the first corpus never heard in training (mean over folds). "
+               "Held-out corpus: trained on the other corpora only, tested on every clip of this one. "
+               "The held-out corpus decides what ships.")
+    metric = st.radio("Metric", ["uar", "accuracy"], format_func=METRIC_CHOICES.get, horizontal=True,
+                      key="travel_metric")
+    n_classes = len([k for k in state.metrics(exp_dir, table["variant"].iloc[0])[0].get("classes", [])]) or None
+    chance = {f"chance (1/{n_classes})": 1.0 / n_classes} if n_classes else None
+    st.plotly_chart(charts.travel_bars(table, metric, chance), width="stretch")
+    wide = table.pivot_table(index="variant", columns="test", values=metric, aggfunc="mean", sort=False)
+    st.dataframe((100 * wide).round(1), width="stretch")
 
 
 def folds_caption(chosen: list[dict[str, Any]], protocol: str) -> str:
@@ -265,12 +289,14 @@ def experiment_section(runs: Path, names: list[str]) -> None:
     if summary.empty or not names_v:
         st.info(f"`{exp}` has no finished fold yet. Its results appear here as folds finish.")
         return
-    tab_table, tab_gap, tab_one, tab_two = st.tabs(
-        ["Table", "Random vs speaker split", "One variant", "Compare two"])
+    tab_table, tab_gap, tab_travel, tab_one, tab_two = st.tabs(
+        ["Table", "Random vs speaker split", "Other corpora", "One variant", "Compare two"])
     with tab_table:
         table_section(exp, summary)
     with tab_gap:
         protocol_section(summary)
+    with tab_travel:
+        travel_section(str(exp_dir))
     with tab_one:
         variant = st.selectbox("Variant", names_v, key="variant")
         variant_panel(exp_dir, variant, "one")

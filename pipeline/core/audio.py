@@ -40,14 +40,10 @@ from pipeline.core.preprocessing import Preprocessing
 log = logging.getLogger(__name__)
 
 #: Names accepted by :func:`augment`, in the order the report applies them.
+#: (Recording conditions, noise and babble at 0-20 dB, rooms, telephone and codecs, are
+#: :data:`pipeline.core.degrade.CONDITIONS`.)
 AUGMENTATIONS: tuple[str, ...] = ("noise", "stretch_slow", "stretch_fast", "pitch_up",
-                                  "pitch_down", "speed_slow", "speed_fast",
-                                  # recording conditions (pipeline.core.degrade)
-                                  "gain", "noise_snr", "babble", "reverb", "telephone", "opus", "aac", "amr_nb")
-#: Augmentations that need other speakers' sound (``augment``'s ``others``).
-NEEDS_OTHERS: tuple[str, ...] = ("babble",)
-#: Range (dB) of the ``gain`` augmentation: from a quiet far microphone to a loud close one.
-GAIN_DB: tuple[float, float] = (-30.0, 10.0)
+                                  "pitch_down", "speed_slow", "speed_fast")
 
 #: Speed perturbation rates (resampling: tempo and pitch change together, like a
 #: different speaker's rate; Ko et al. 2015, "Audio augmentation for speech recognition").
@@ -392,33 +388,17 @@ def _opensmile_functionals(y: np.ndarray, sr: int, kind: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- augmentation
-def augment(y: np.ndarray, sr: int, name: str, rng: np.random.Generator, *,
-            others: "list[np.ndarray] | tuple[np.ndarray, ...]" = ()) -> np.ndarray:
+def augment(y: np.ndarray, sr: int, name: str, rng: np.random.Generator) -> np.ndarray:
     """Return an augmented copy of waveform ``y`` (training folds only).
 
     ``noise``: additive white Gaussian noise at an SNR drawn uniformly from
     :data:`NOISE_SNR_DB`; ``stretch_slow`` / ``stretch_fast``: time stretch by rate
     0.5 / 1.5 (the clip becomes 2x longer / 1.5x shorter; :func:`featurize` re-windows
     it); ``pitch_up`` / ``pitch_down``: +/-2 semitones; ``speed_slow`` / ``speed_fast``:
-    speed perturbation by 0.9 / 1.1 (:data:`SPEED_RATES`). Recording conditions
-    (:mod:`pipeline.core.degrade`): ``gain`` (a plain gain from :data:`GAIN_DB`),
-    ``noise_snr`` (white or pink noise at 0-20 dB SNR), ``babble`` (3-6 of ``others``,
-    other speakers' waveforms at ``sr``, at 0-20 dB SNR), ``reverb`` (a synthetic room,
-    RT60 0.2-0.9 s), ``telephone`` (300-3,400 Hz, 8 kHz mu-law), ``opus`` / ``aac`` /
-    ``amr_nb`` (a codec round trip through the project's decoder). Deterministic given
-    ``rng``'s state.
+    speed perturbation by 0.9 / 1.1 (:data:`SPEED_RATES`). Deterministic given ``rng``'s
+    state. (Recording conditions: :func:`pipeline.core.degrade.apply`.)
     """
-    from pipeline.core import degrade
-
     funcs: dict[str, Callable[[], np.ndarray]] = {
-        "gain": lambda: y * np.float32(10.0 ** (float(rng.uniform(*GAIN_DB)) / 20.0)),
-        "noise_snr": lambda: degrade.noise(y, rng),
-        "babble": lambda: degrade.babble(y, others, rng),
-        "reverb": lambda: degrade.reverberate(y, sr, rng),
-        "telephone": lambda: degrade.telephone(y, sr),
-        "opus": lambda: degrade.codec_round_trip(y, sr, "opus", rng),
-        "aac": lambda: degrade.codec_round_trip(y, sr, "aac", rng),
-        "amr_nb": lambda: degrade.codec_round_trip(y, sr, "amr_nb", rng),
         "noise": lambda: add_noise(y, rng),
         "stretch_slow": lambda: _stretch(y, STRETCH_RATES["stretch_slow"]),
         "stretch_fast": lambda: _stretch(y, STRETCH_RATES["stretch_fast"]),

@@ -24,6 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
+#: The conditions :func:`apply` knows, by name (training copies, like
+#: :data:`pipeline.core.audio.AUGMENTATIONS`).
+CONDITIONS: tuple[str, ...] = ("gain", "noise_snr", "babble", "reverb", "telephone", "opus", "aac", "amr_nb")
+#: Conditions that need other speakers' sound (:func:`apply`'s ``others``).
+NEEDS_OTHERS: tuple[str, ...] = ("babble",)
+#: Range (dB) of the ``gain`` condition: from a quiet far microphone to a loud close one.
+GAIN_DB: tuple[float, float] = (-30.0, 10.0)
 #: SNR range (dB) of the noise and babble conditions (the issue's 0-20 dB).
 SNR_DB: tuple[float, float] = (0.0, 20.0)
 #: Talkers mixed into babble.
@@ -175,3 +182,27 @@ def codec_round_trip(y: np.ndarray, sr: int, codec: str, rng: np.random.Generato
     data = encode(y, sr, codec, int(rates[int(rng.integers(len(rates)))]))
     out = load_audio(data, sr)
     return np.resize(np.pad(out, (0, max(0, len(y) - len(out)))), len(y)).astype(np.float32)
+
+
+def apply(y: np.ndarray, sr: int, name: str, rng: np.random.Generator,
+          others: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """``y`` under condition ``name`` (:data:`CONDITIONS`): ``gain`` (a plain gain from
+    :data:`GAIN_DB`), ``noise_snr`` (:func:`noise`), ``babble`` (:func:`babble` of
+    ``others``, other speakers' waveforms at ``sr``), ``reverb`` (:func:`reverberate`),
+    ``telephone`` (:func:`telephone`), ``opus`` / ``aac`` / ``amr_nb``
+    (:func:`codec_round_trip`). float32; deterministic given ``rng``'s state. Raises
+    ValueError for an unknown name."""
+    y = np.asarray(y, np.float32).reshape(-1)
+    if name == "gain":
+        return (y * np.float32(10.0 ** (float(rng.uniform(*GAIN_DB)) / 20.0))).astype(np.float32)
+    if name == "noise_snr":
+        return noise(y, rng)
+    if name == "babble":
+        return babble(y, others, rng)
+    if name == "reverb":
+        return reverberate(y, sr, rng)
+    if name == "telephone":
+        return telephone(y, sr)
+    if name in CODECS:
+        return codec_round_trip(y, sr, name, rng)
+    raise ValueError(f"unknown recording condition {name!r}; choose one of: {', '.join(CONDITIONS)}")

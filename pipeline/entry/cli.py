@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.core import media, paths  # media: numpy only, no decoder loaded at import
+from pipeline.core.corpora import CORPORA
 
 EXIT_BAD_INPUT = 2
 
@@ -93,8 +94,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pipeline.research.export import export_bundle
 
+    calibrated = {}
+    for text in args.audio_calibrated or []:
+        mode, sep, folder = text.partition("=")
+        if not sep or mode not in ("neutral", "session"):
+            raise UserError(f"--audio-calibrated expects MODE=RUN with MODE neutral or session, got {text!r}")
+        calibrated[mode] = folder
     bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name,
-                           fusion_rule=args.fusion_rule, card=args.card)
+                           fusion_rule=args.fusion_rule, card=args.card, video_bundle=args.video_from_bundle,
+                           audio_calibrated=calibrated if args.audio_calibrated is not None else None)
     print(f"bundle written to {bundle}")
     return 0
 
@@ -139,13 +147,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.research.crosscorpus import evaluate_bundle
 
     result = evaluate_bundle(args.bundle, args.corpus, args.root, branch=args.branch, actors=args.actors,
-                             out=args.out, progress=not (args.quiet or args.json), n_jobs=args.jobs)
+                             out=args.out, progress=not (args.quiet or args.json), n_jobs=args.jobs,
+                             calibration=args.calibration)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
     m = result.metrics
-    print(f"bundle {result.bundle} on {result.corpus} ({result.root}), branch {result.branch}: "
-          f"{result.n} clips scored, {sum(result.skipped.values())} skipped")
+    print(f"bundle {result.bundle} on {result.corpus} ({result.root}), branch {result.branch}, "
+          f"calibration {result.calibration}: {result.n} clips scored, {sum(result.skipped.values())} skipped")
     for reason, count in result.skipped.items():
         print(f"  skipped {count:5d}  {reason}")
     print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.3f}")
@@ -211,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = add("index", _cmd_index, "Index a corpus folder into a manifest and print its counts.")
-    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
+    p.add_argument("--corpus", required=True, choices=list(CORPORA))
     p.add_argument("--root", required=True, help="the corpus folder")
     p.add_argument("--out", help="manifest CSV to write (default runs/manifests/CORPUS-FOLDER.csv)")
 
@@ -253,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fuse with a rule instead of a fusion run: 'reliability' weights each branch by its "
                         "held-out UAR (branches trained on different corpora, no paired clips)")
     p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
+    p.add_argument("--video-from-bundle", metavar="BUNDLE",
+                   help="carry the video branch of an existing bundle over unchanged (instead of --video)")
+    p.add_argument("--audio-calibrated", action="append", metavar="MODE=RUN",
+                   help="a speaker-normalised voice model: neutral=RUN or session=RUN (a run variant with an "
+                        "all-0 fold); also fits the held-out temperatures and the training features' reference")
 
     p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
@@ -266,12 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
             "Score a bundle on an indexed corpus (cross-corpus when it never saw it; runs on its own "
             "training data are flagged in-sample): accuracy, UAR, macro-F1.")
     p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/real")
-    p.add_argument("--corpus", required=True, choices=["ravdess", "savee", "tess", "images", "synthetic"])
+    p.add_argument("--corpus", required=True, choices=list(CORPORA))
     p.add_argument("--root", required=True, help="the corpus folder")
     p.add_argument("--branch", default=None, choices=["audio", "video", "fused"],
                    help="which answer to score (default: fused for audio-visual clips, else the branch "
                         "the corpus has: audio for speech, video for images)")
     p.add_argument("--actors", help="only these actors, e.g. 17-24 or 1,3,5 (default all)")
+    p.add_argument("--calibration", default="none", choices=["none", "neutral", "session"],
+                   help="the voice's per-speaker normalisation (speakers as the corpus names them): none "
+                        "(default; one clip at a time), neutral (two calm takes per speaker, then not "
+                        "scored), session (each clip by the speaker's other clips)")
     p.add_argument("--out", default=None, help="results store root (default runs/); the run goes to OUT/evaluate/")
     p.add_argument("--jobs", type=int, default=2, help="feature worker processes (default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -54,6 +54,8 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: Why these clips are not unseen by the bundle ("" when they are): :func:`in_sample`.
     in_sample: str = ""
+    #: The voice's per-speaker normalisation (``none``, ``neutral``, ``session``).
+    calibration: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object (fractions in [0, 1])."""
@@ -61,6 +63,7 @@ class EvaluationResult:
         return {
             "bundle": self.bundle, "corpus": self.corpus, "root": self.root, "branch": self.branch,
             "in_sample": bool(self.in_sample), "in_sample_reason": self.in_sample,
+            "calibration": self.calibration,
             "labels": self.labels, "n": self.n, "skipped": self.skipped,
             "accuracy": m.get("accuracy"), "uar": m.get("uar"), "macro_f1": m.get("macro_f1"),
             "ece": m.get("ece"), "per_class_recall": m.get("per_class_recall", {}),
@@ -99,6 +102,10 @@ def in_sample(bundle: Any, branches: list[str], corpus: str, root: Path, frame: 
     reasons = []
     for name in branches:
         seen = ((bundle.meta.get("models") or {}).get(name) or {}).get("trained_on") or {}
+        also = [a for a in seen.get("also") or [] if a.get("corpus") == corpus]
+        if also and "/".join(root.resolve().parts[-2:]) == also[0].get("root"):
+            reasons.append(f"the {name} model was trained on all of {also[0]['root']}")
+            continue
         if seen.get("corpus") != corpus:
             continue
         if seen.get("actors"):
@@ -155,8 +162,10 @@ def select(manifest: pd.DataFrame, classes: tuple[str, ...], actors: set[str] | 
 
 
 def _branch_proba(branch: Any, frame: pd.DataFrame, cache_dir: Path, n_jobs: int, progress: bool,
-                  detector: str | None) -> tuple[np.ndarray, pd.DataFrame, list[tuple[str, str]]]:
-    """(n, C) probabilities of one branch over ``frame``'s clips (failures left out)."""
+                  detector: str | None, calibration: str = "none"
+                  ) -> tuple[np.ndarray, pd.DataFrame, list[tuple[str, str]]]:
+    """(n, C) probabilities of one branch over ``frame``'s clips (failures left out;
+    under ``neutral`` calibration also the calm takes each speaker gave for it)."""
     from pipeline.research import features
     from pipeline.core.video import pool_frames
 
@@ -174,8 +183,33 @@ def _branch_proba(branch: Any, frame: pd.DataFrame, cache_dir: Path, n_jobs: int
         frames = X.reshape(-1, *X.shape[2:])
         per_frame = np.concatenate([branch.predict_proba(frames[i:i + 1024]) for i in range(0, len(frames), 1024)])
         proba = np.stack([pool_frames(p) for p in per_frame.reshape(len(X), X.shape[1], -1)])
+    elif calibration != "none" and branch.branch == "audio":
+        return _calibrated_proba(branch, X, kept, failed, calibration)
     else:
         proba = np.concatenate([branch.predict_proba(X[i:i + 256]) for i in range(0, len(X), 256)])
+    return proba, kept, failed
+
+
+def _calibrated_proba(branch: Any, X: np.ndarray, kept: pd.DataFrame, failed: list[tuple[str, str]],
+                      calibration: str) -> tuple[np.ndarray, pd.DataFrame, list[tuple[str, str]]]:
+    """Probabilities with per-speaker normalisation (speakers as the corpus adapter
+    names them): ``session`` standardises each speaker's clips by the speaker's other
+    clips; ``neutral`` shifts them by the mean of two of the speaker's neutral takes
+    (:func:`pipeline.research.splits.neutral_takes`), which are then not scored
+    (reported as skipped ``calibration takes``). Labels are never used otherwise."""
+    from pipeline.core.calibration import normalise_speakers
+    from pipeline.research.splits import neutral_takes
+
+    if calibration not in branch.calibrated:
+        raise EvaluateError(f"bundle's voice model has no {calibration!r} calibration (it has: "
+                            f"{', '.join(branch.modes())}); use --calibration none")
+    flagged = neutral_takes(kept) if calibration == "neutral" else None
+    Xn = normalise_speakers(np.asarray(X).reshape(len(X), -1), kept["actor"].to_numpy(), calibration, flagged)
+    proba = branch.predict_proba(Xn.astype(np.float32), calibration)
+    if flagged is not None:
+        failed = failed + [(c, "calibration takes: used to calibrate, not scored")
+                           for c in kept.loc[flagged, "clip_id"]]
+        proba, kept = proba[~flagged], kept.loc[~flagged].reset_index(drop=True)
     return proba, kept, failed
 
 
@@ -205,13 +239,20 @@ def auto_branch(manifest: pd.DataFrame, bundle: Any) -> str:
 def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, branch: str | None = None,
                     actors: str | None = None, out: str | Path | None = None,
                     cache_dir: str | Path | None = None, n_jobs: int = 2,
-                    progress: bool = True) -> EvaluationResult:
+                    progress: bool = True, calibration: str = "none") -> EvaluationResult:
     """Score a bundle on an indexed corpus; write the run; return counts and metrics.
 
     ``branch``: ``audio``, ``video`` or ``fused`` (``fused`` needs both models and
-    audio-visual clips); None picks from the corpus (:func:`auto_branch`). Raises
-    :class:`EvaluateError` for a bad bundle, corpus, root, branch or an empty selection.
+    audio-visual clips); None picks from the corpus (:func:`auto_branch`).
+    ``calibration``: the voice's per-speaker normalisation, ``none`` (default),
+    ``neutral`` or ``session`` (:func:`_calibrated_proba`; speakers as the corpus
+    adapter names them). Raises :class:`EvaluateError` for a bad bundle, corpus, root,
+    branch, calibration or an empty selection.
     """
+    from pipeline.core.calibration import MODES
+
+    if calibration not in MODES:
+        raise EvaluateError(f"unknown calibration {calibration!r}; choose one of: {', '.join(MODES)}")
     from pipeline.core import paths
     from pipeline.serve.bundle import BundleError, load_bundle
     from pipeline.core.corpora import CORPORA, scan
@@ -258,10 +299,12 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
     for name in models_needed:
         t = time.perf_counter()
         model = getattr(bundle, name)
-        proba, kept, failed = _branch_proba(model, frame, cache, n_jobs, progress, detector)
+        proba, kept, failed = _branch_proba(model, frame, cache, n_jobs, progress, detector,
+                                            calibration if name == "audio" else "none")
         timings[f"{name}_features_and_predict"] = time.perf_counter() - t
         for _, reason in failed:
-            key = f"{name} failed: {reason.split(':')[-1].strip()[:60]}"
+            key = (reason.split(":")[0] if reason.startswith("calibration takes")
+                   else f"{name} failed: {reason.split(':')[-1].strip()[:60]}")
             skipped[key] = skipped.get(key, 0) + 1
         table = pd.DataFrame(_restrict(proba, model.params.classes, classes), columns=list(classes))
         table["clip_id"] = kept["clip_id"].to_numpy()
@@ -286,7 +329,8 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
     result = EvaluationResult(corpus=corpus, root=str(root), branch=branch, bundle=bundle.name,
                               labels=list(classes), n=int(len(y)), skipped=skipped, metrics=metrics,
                               seconds=seconds, timings=timings,
-                              in_sample=in_sample(bundle, models_needed, corpus, root, frame))
+                              in_sample=in_sample(bundle, models_needed, corpus, root, frame),
+                              calibration=calibration if "audio" in models_needed else "none")
     result.run_dir = _write(result, frame, proba, classes, bundle, actors,
                             Path(out) if out else paths.runs_dir())
     return result
@@ -308,6 +352,7 @@ def _write(result: EvaluationResult, frame: pd.DataFrame, proba: np.ndarray, cla
     from pipeline.research.store import EVALUATE_EXPERIMENT
 
     tag = f"-actors{actors.replace(',', '_').replace(' ', '')}" if actors else ""
+    tag += f"-{result.calibration}" if result.calibration != "none" else ""
     variant = f"{bundle.name}-{result.corpus}-{result.branch}{tag}"
     fold = next_run_name(out / EVALUATE_EXPERIMENT / variant)
     fold_dir = out / EVALUATE_EXPERIMENT / variant / fold
@@ -320,11 +365,12 @@ def _write(result: EvaluationResult, frame: pd.DataFrame, proba: np.ndarray, cla
                "fold": fold, "variant": variant, "in_sample": result.in_sample,
                "group": "in-sample" if result.in_sample else "cross-corpus", "protocol": "eval",
                "experiment": EVALUATE_EXPERIMENT, "branch": result.branch, "model": bundle.name,
-               "corpus": result.corpus, "bundle_id": bundle.id, "seconds": round(result.seconds, 2)}
+               "corpus": result.corpus, "bundle_id": bundle.id, "seconds": round(result.seconds, 2),
+               "calibration": result.calibration}
     config = {"experiment": EVALUATE_EXPERIMENT, "variant": variant, "fold": fold, "kind": "evaluate",
               "bundle": {"id": bundle.id, "name": bundle.name, "path": str(bundle.path)},
               "corpus": {"name": result.corpus, "root": result.root}, "actors": actors or "all",
-              "branch": result.branch, "classes": list(classes)}
+              "branch": result.branch, "classes": list(classes), "calibration": result.calibration}
     results.write_fold(fold_dir, config=config, metrics=metrics, predictions=preds)
     results.write_summary(out / EVALUATE_EXPERIMENT)
     return fold_dir

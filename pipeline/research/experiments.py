@@ -256,10 +256,12 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
             raise SpecError(f"{where}features.augment applies to the audio branch only")
         if augment:
             from pipeline.core.audio import AUGMENTATIONS
+            from pipeline.core.degrade import CONDITIONS
 
-            bad = [a for a in augment if a not in AUGMENTATIONS]
+            bad = [a for a in augment if a not in AUGMENTATIONS + CONDITIONS]
             if bad:
-                raise SpecError(f"{where}unknown augmentation {bad[0]!r}; choose from: {', '.join(AUGMENTATIONS)}")
+                raise SpecError(f"{where}unknown augmentation {bad[0]!r}; choose from: "
+                                f"{', '.join(AUGMENTATIONS + CONDITIONS)}")
         if spec["model"]["name"] not in models.available():
             raise SpecError(f"{where}unknown model {spec['model']['name']!r}; registered: "
                             f"{', '.join(models.available())}")

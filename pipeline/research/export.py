@@ -104,6 +104,15 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
             if branch.scaler is not None:
                 joblib.dump(branch.scaler, tmp / key / "scaler.joblib")
                 info["scaler"] = f"{key}/scaler.joblib"
+            for mode, model in branch.calibrated.items():
+                target = tmp / key / f"model_{mode}.joblib"
+                shutil.copy2(model, target) if isinstance(model, (str, Path)) else joblib.dump(model, target)
+                info.setdefault("calibrated", {})[mode] = f"{key}/model_{mode}.joblib"
+            if branch.reference is not None:
+                joblib.dump(branch.reference, tmp / key / "reference.joblib")
+                info["reference"] = f"{key}/reference.joblib"
+            if branch.temperature:
+                info["temperature"] = dict(branch.temperature)
             meta_models[key] = info
         if fusion is not None:
             (tmp / "fusion").mkdir()
@@ -138,6 +147,19 @@ def portable_path(path: str | os.PathLike[str]) -> str:
         return resolved.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(path)
+
+def variant_metrics(variant_dir: Path) -> dict[str, Any]:
+    """:func:`run_metrics` of a variant's main protocol (speaker preferred) plus, when it
+    ran leave-one-corpus-out, ``corpus``: each held-out corpus's figures by name."""
+    from pipeline.research import store
+
+    protocol, folds = _protocol_folds(variant_dir)
+    metrics = run_metrics(variant_dir, protocol, folds)
+    corpus_folds = [n for n in store.folds(variant_dir.parent, variant_dir.name) if n.startswith("corpus-")]
+    if corpus_folds:
+        metrics["corpus"] = {n.split("-", 1)[1]: run_metrics(variant_dir, "corpus", [n]) for n in corpus_folds}
+    return metrics
+
 
 def _protocol_folds(variant_dir: Path) -> tuple[str, list[str]]:
     """(protocol, its finished folds) of a run variant, preferring ``speaker``."""
@@ -222,10 +244,15 @@ def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, co
     from pipeline.core.corpora.manifest import actor_key, sorted_actors
 
     corpus = config.get("corpus") or {}
-    if not corpus.get("name"):
+    corpora = corpus if isinstance(corpus, list) else [corpus]
+    if not corpora or not corpora[0].get("name"):
         return {}
+    corpus = corpora[0]
     root = str(corpus.get("root") or "")
     out: dict[str, Any] = {"corpus": str(corpus["name"]), "root": "/".join(Path(root).parts[-2:]) if root else ""}
+    if len(corpora) > 1:  # every clip of the other corpora was on the training side
+        out["also"] = [{"corpus": str(c["name"]), "root": "/".join(Path(str(c.get("root", ""))).parts[-2:])}
+                       for c in corpora[1:]]
     if protocol == "speaker":
         tested: dict[str, set[str]] = {}
         for name in folds:
@@ -242,6 +269,9 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
 
     protocol, folds = _protocol_folds(variant_dir)
     fold, why = pick_fold(variant_dir, folds)
+    if (variant_dir / "all-0" / "metrics.json").is_file():  # a model trained on every clip serves
+        fold, why = "all-0", (f"trained on every clip of the run (the all protocol); its figures are the "
+                              f"{protocol} folds'")
     fold_dir = variant_dir / fold
     config = yaml.safe_load((fold_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     model_file = next((fold_dir / n for n in ("model.keras", "model.joblib") if (fold_dir / n).is_file()), None)
@@ -253,9 +283,10 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
                                      {**(config.get("preprocessing") or {}), "labels": config.get("labels", "six")})
     kind = str(config.get("feature_kind") or (config.get("features") or {}).get("kind", ""))
     full_frame = kind == "frames_full" or bool((config.get("features") or {}).get("full_frame"))
-    metrics = run_metrics(variant_dir, protocol, folds)
+    metrics = variant_metrics(variant_dir)
     fold_metrics = json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8"))
-    metrics["serving_fold_accuracy"] = float(fold_metrics.get("accuracy", float("nan")))
+    if fold != "all-0":
+        metrics["serving_fold_accuracy"] = float(fold_metrics.get("accuracy", float("nan")))
     return BranchModel(
         branch=branch, model_name=str((config.get("model") or {}).get("name", "")),
         framework=str(config.get("framework") or ("keras" if model_file.suffix == ".keras" else "sklearn")),
@@ -266,6 +297,21 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
               "experiment": str(config.get("experiment", variant_dir.parent.name)),
               "detector": (config.get("features") or {}).get("detector"),
               "trained_on": trained_on(variant_dir, folds, fold, protocol, config)})
+
+
+def branch_from_bundle(bundle: Path, branch: str) -> BranchModel:
+    """One branch of an existing bundle as it is (model file, preprocessing, record),
+    to carry it into a new bundle unchanged."""
+    meta = json.loads((bundle / BUNDLE_FILE).read_text(encoding="utf-8")) if (bundle / BUNDLE_FILE).is_file() else {}
+    info = dict((meta.get("models") or {}).get(branch) or {})
+    if not info or not (bundle / info.get("file", "")).is_file():
+        raise BundleError(f"{bundle} holds no {branch} model to carry over")
+    core = ("model", "framework", "input_kind", "file", "full_frame", "preprocessing", "metrics", "scaler")
+    return BranchModel(branch=branch, model_name=str(info["model"]), framework=str(info["framework"]),
+                       input_kind=str(info["input_kind"]), params=Preprocessing.from_dict(info["preprocessing"]),
+                       model=bundle / info["file"], full_frame=bool(info.get("full_frame")),
+                       metrics=dict(info.get("metrics") or {}),
+                       info={k: v for k, v in info.items() if k not in core})
 
 
 def _fusion_from_run(fusion_dir: Path, classes: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
@@ -347,7 +393,9 @@ def reliability_fusion(audio: BranchModel, video: BranchModel, classes: tuple[st
 def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.PathLike[str] | None,
                   fusion_run: str | os.PathLike[str] | None = None, *, out: str | os.PathLike[str] | None = None,
                   name: str = "demo", fusion_rule: str | None = None,
-                  card: str | os.PathLike[str] | None = None) -> Path:
+                  card: str | os.PathLike[str] | None = None,
+                  video_bundle: str | os.PathLike[str] | None = None,
+                  audio_calibrated: dict[str, str | os.PathLike[str]] | None = None) -> Path:
     """Export finished runs (``runs/<experiment>/<variant>`` folders) as a bundle.
 
     Each branch serves one fold model (see :func:`pick_fold`) and carries the mean +-
@@ -356,13 +404,20 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
     clips (:func:`never_worse`); or, with ``fusion_rule="reliability"`` (branches from
     different corpora, no paired clips), :func:`reliability_fusion`. ``card``: a model
     card YAML (:mod:`pipeline.research.cards`) rendered into the bundle's ``MODEL_CARD.md``.
+    ``video_bundle``: take the video branch as it is from an existing bundle (its model
+    file and record) instead of a run. ``audio_calibrated``: calibration mode ->
+    run variant whose ``all-0`` model answers speaker-normalised features
+    (:func:`pipeline.research.voice_export.voice_extras`: with it, the temperatures
+    fitted on held-out corpora and the training features' reference).
     Returns the bundle folder (``bundles/<name>`` by default).
     """
     from pipeline.core import paths
     from pipeline.research.cards import load_card_info
 
-    if not audio_run and not video_run:
+    if not audio_run and not video_run and not video_bundle:
         raise BundleError("export needs at least --audio or --video (a runs/<experiment>/<variant> folder)")
+    if video_run and video_bundle:
+        raise BundleError("give either --video (a run) or --video-from-bundle, not both")
     branches: dict[str, BranchModel | None] = {}
     for branch, run in (("audio", audio_run), ("video", video_run)):
         if run:
@@ -372,6 +427,14 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
             branches[branch] = _branch_from_run(run, branch)
         else:
             branches[branch] = None
+    if video_bundle:
+        branches["video"] = branch_from_bundle(Path(video_bundle), "video")
+    if audio_calibrated is not None and branches["audio"] is not None:
+        from pipeline.research.voice_export import voice_extras
+
+        folders = {m: Path(d) for m, d in audio_calibrated.items()}
+        voice_extras(branches["audio"], Path(str(audio_run)), folders,
+                     {m: variant_metrics(d) for m, d in folders.items()})
     classes = shared_classes(*(b.params.classes for b in branches.values() if b is not None))
     fuser, extra = None, {}
     if fusion_run and fusion_rule:

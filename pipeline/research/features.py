@@ -170,12 +170,14 @@ def compute(kind: str, params: Preprocessing, source: str, *, landmarks: str = "
     that mix them in (``babble``).
     """
     if modality_of(kind) == "audio":
-        from pipeline.core import audio, media
+        from pipeline.core import audio, degrade, media
 
         y = media.load_audio(source, params.sample_rate)
-        if augment:
+        if augment in degrade.CONDITIONS:
             voices = [media.load_audio(o, params.sample_rate) for o in others]
-            y = audio.augment(y, params.sample_rate, augment, np.random.default_rng(seed), others=voices)
+            y = degrade.apply(y, params.sample_rate, augment, np.random.default_rng(seed), voices)
+        elif augment:
+            y = audio.augment(y, params.sample_rate, augment, np.random.default_rng(seed))
         return np.asarray(audio.featurize(y, params, kind), dtype=np.float32)
     if augment:
         raise ValueError("augmentations apply to audio features only")
@@ -257,8 +259,7 @@ def _sources(manifest: pd.DataFrame, kind: str) -> tuple[list[str], list[str]]:
     return sources, landmarks
 
 
-#: Augmentations that mix in other speakers' clips, and how many are offered to each.
-NEEDS_OTHERS: tuple[str, ...] = ("babble",)
+#: How many other speakers' clips are offered to a condition that mixes them in (babble).
 OTHER_VOICES: int = 6
 
 
@@ -356,6 +357,8 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
             continue
         targets[pos] = cache_file(cache_dir, kind, digest, key, augment)
         if not targets[pos].is_file():
+            from pipeline.core.degrade import NEEDS_OTHERS
+
             others = _other_speakers(manifest, pos, sources, key, augment) if augment in NEEDS_OTHERS else ()
             jobs.append(_Job(pos, source, marks, key, str(targets[pos]), others))
     index.save()

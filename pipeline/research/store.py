@@ -158,6 +158,31 @@ def summarise(exp_dir: PathLike) -> pd.DataFrame:
     return pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
 
 
+def travel(exp_dir: PathLike) -> pd.DataFrame:
+    """How each variant travels: one row per (variant, test side) with ``test`` =
+    ``speaker-independent`` (mean over the speaker folds) or ``held-out corpus: NAME``
+    (each leave-one-corpus-out fold on its own), ``accuracy``, ``uar`` (fractions),
+    ``n_folds``. Empty when no variant ran the ``corpus`` protocol."""
+    exp_dir = Path(exp_dir)
+    rows = []
+    for variant, metrics in _finished_metrics(exp_dir):
+        fold = str(metrics.get("fold", ""))
+        if fold.startswith("corpus-"):
+            rows.append({"variant": variant, "test": f"held-out corpus: {fold.split('-', 1)[1]}",
+                         "accuracy": metrics.get("accuracy"), "uar": metrics.get("uar"), "fold": fold})
+        elif fold.startswith("speaker-"):
+            rows.append({"variant": variant, "test": "speaker-independent", "accuracy": metrics.get("accuracy"),
+                         "uar": metrics.get("uar"), "fold": fold})
+    frame = pd.DataFrame(rows, columns=["variant", "test", "accuracy", "uar", "fold"])
+    if frame.empty or not frame["fold"].str.startswith("corpus-").any():
+        return pd.DataFrame(columns=["variant", "test", "accuracy", "uar", "n_folds"])
+    order = list(dict.fromkeys(frame["variant"]))
+    out = (frame.groupby(["variant", "test"], sort=False)
+           .agg(accuracy=("accuracy", "mean"), uar=("uar", "mean"), n_folds=("fold", "count")).reset_index())
+    out["variant"] = pd.Categorical(out["variant"], order, ordered=True)
+    return out.sort_values(["variant", "test"]).reset_index(drop=True).assign(variant=lambda f: f["variant"].astype(str))
+
+
 def format_summary(frame: pd.DataFrame) -> str:
     """A readable table: percentages as ``mean ± std`` per variant and protocol."""
     if frame.empty:

@@ -426,7 +426,8 @@ def _fuse(bundle: Any, a: BranchResult, v: BranchResult) -> BranchResult:
         answer = bundle.fusion.fuse(pa, pv, a.status, v.status)
     if answer.probabilities is None:
         return BranchResult(answer.status, {}, "")
-    return BranchResult(OK, _probabilities(classes, answer.probabilities), answer.source)
+    notes = [n for r in (a, v) if r.ok for n in r.notes]  # a branch's doubt about its input stays
+    return BranchResult(OK, _probabilities(classes, answer.probabilities), answer.source, notes=notes)
 
 
 # --------------------------------------------------------------------------- analyze

@@ -93,3 +93,42 @@ def calibrate_to_voice(branch: Any, features: np.ndarray, seconds: float) -> Spe
         raise ValueError("this voice model has no calibrated variant: calibration would not be used")
     X = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     return SpeakerStats.from_features(X, "neutral", seconds=seconds)
+
+
+#: Least speech (seconds) a calm recording must hold to calibrate with.
+MIN_CALIBRATION_SECONDS: float = 2.0
+
+
+def voice_stats(src: Any, bundle: Any) -> SpeakerStats:
+    """"Calibrate to my voice" from a recording of the speaker talking calmly (a path or
+    the file's bytes): decoded and featurized exactly as an answer's windows are, then
+    :func:`calibrate_to_voice`. Raises :class:`pipeline.core.media.MediaError` for an
+    unreadable file and ValueError (a plain reason) when the bundle cannot use a
+    calibration, no voice is heard, or less than :data:`MIN_CALIBRATION_SECONDS` of it."""
+    import dataclasses
+
+    from pipeline.core import audio
+    from pipeline.core.media import load_audio
+
+    branch = getattr(bundle, "audio", None)
+    if branch is None or "neutral" not in (branch.calibrated or {}):
+        raise ValueError("this bundle's voice model cannot be calibrated (it has no calibrated variant)")
+    params = branch.params
+    sr = params.sample_rate
+    y = load_audio(src, sr, max_seconds=60.0)
+    gated = params.voice_activity == "vad"
+    reason = audio.no_speech_reason(y, sr) if gated else ("" if not audio.is_silent(y) else "silent")
+    if reason:
+        raise ValueError(f"no voice heard in the calibration recording ({reason})")
+    voice = audio.voice_activity(y, sr, "vad" if gated else None)
+    if voice.seconds() < MIN_CALIBRATION_SECONDS:
+        raise ValueError(f"the calibration recording holds {voice.seconds():.1f} s of speech; say a few calm "
+                         f"sentences (at least {MIN_CALIBRATION_SECONDS:.0f} s)")
+    span = params.duration
+    starts = np.arange(0.0, max(len(y) / sr - 0.5 * span, 0.0) + 1e-9, span) if len(y) / sr > 1.5 * span else [0.0]
+    rows = []
+    for start in starts:
+        piece = y[int(start * sr):int((start + span) * sr)] if len(starts) > 1 else y
+        if voice.seconds(start, start + span) >= audio.min_speech_seconds(params) or len(starts) == 1:
+            rows.append(audio.featurize(piece, dataclasses.replace(params, offset=0.0), branch.input_kind))
+    return calibrate_to_voice(branch, np.stack(rows), voice.seconds())

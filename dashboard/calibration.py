@@ -1,0 +1,59 @@
+"""'Calibrate to my voice' on Analyze and Live: a few calm seconds, kept in this session only.
+
+The recording (from the microphone or a file) is turned into the speaker's feature
+statistics by :func:`pipeline.serve.speaker.voice_stats`; only those numbers are kept,
+in ``st.session_state`` (never on disk), and every voice answer of this session is then
+normalised to them and says so. "Forget my voice" drops them.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import streamlit as st
+
+KEY = "voice_calibration"
+
+
+def current() -> Any:
+    """The session's :class:`pipeline.core.calibration.SpeakerStats`, or None."""
+    return st.session_state.get(KEY)
+
+
+def digest() -> str:
+    """A short key of the current calibration (for caches); empty without one."""
+    stats = current()
+    return "" if stats is None else hashlib.sha1(stats.mean.tobytes()).hexdigest()[:12]
+
+
+def panel(bundle: Any, where: str) -> None:
+    """The calibration expander: record or upload calm speech, use it, or forget it."""
+    from pipeline.core.media import MediaError
+    from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS, voice_stats
+
+    branch = getattr(bundle, "audio", None)
+    if branch is None or "neutral" not in (getattr(branch, "calibrated", {}) or {}):
+        return
+    stats = current()
+    label = ("Calibrated to your voice" if stats is not None else "Calibrate to my voice (optional)")
+    with st.expander(label, expanded=False, icon=":material/tune:"):
+        st.caption("Emotion is a change from a person's usual voice. Say a few calm sentences "
+                   f"(at least {MIN_CALIBRATION_SECONDS:.0f} s of speech, your everyday tone); the voice "
+                   "answers of this session are then measured against your own calm voice. Only a "
+                   "summary of numbers is kept, in this browser session; nothing is saved.")
+        if stats is not None:
+            st.success(f"Calibrated from {stats.seconds:.1f} s of your calm speech.")
+            if st.button("Forget my voice", key=f"{where}_forget_voice"):
+                del st.session_state[KEY]
+                st.rerun()
+        recorded = st.audio_input("Record calm speech", key=f"{where}_calm_mic")
+        uploaded = st.file_uploader("…or upload a recording of it", key=f"{where}_calm_file",
+                                    type=["wav", "mp3", "m4a", "ogg", "webm", "flac", "mp4"])
+        source = recorded or uploaded
+        if source is not None and st.button("Use this as my calm voice", key=f"{where}_use_voice"):
+            try:
+                st.session_state[KEY] = voice_stats(source.getvalue(), bundle)
+            except (MediaError, ValueError) as err:
+                st.error(f"Could not calibrate: {err}")
+            else:
+                st.rerun()
