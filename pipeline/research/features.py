@@ -356,6 +356,8 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
             errors[pos] = f"cannot read {source}: {err.strerror or err}"
             continue
         targets[pos] = cache_file(cache_dir, kind, digest, key, augment)
+        if not targets[pos].is_file() and kind in _ENCODER_KINDS and not kind.endswith("_layers"):
+            _from_layers(cache_dir, kind, params, key, augment, targets[pos])
         if not targets[pos].is_file():
             from pipeline.core.degrade import NEEDS_OTHERS
 
@@ -376,6 +378,19 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
         failed.extend((clip_ids[pos], reason) for pos, reason in sorted(errors.items()))
     keep = [targets[pos] for pos in range(len(sources)) if pos not in errors]
     return _stack(keep, store)
+
+
+def _from_layers(cache_dir: Path, kind: str, params: Preprocessing, key: str, augment: str | None,
+                 target: Path) -> None:
+    """Fill one clip's ``whisper_*`` cache entry from the every-block entry of the same
+    clip and parameters (``whisper_*_layers``, row ``encoder_layer``) when there is one:
+    the block's output does not depend on the blocks above it, so the two are equal
+    (``tests/test_speech_encoder.py``)."""
+    layers = cache_file(cache_dir, f"{kind}_layers", params_digest(f"{kind}_layers", params), key, augment)
+    if layers.is_file():
+        stack = np.load(layers)
+        if params.encoder_layer < len(stack):
+            _save_atomic(target, np.ascontiguousarray(stack[params.encoder_layer]))
 
 
 def _extract_combined(manifest: pd.DataFrame, kind: str, params: Preprocessing,

@@ -1,0 +1,89 @@
+"""The Whisper encoder run in numpy from the registry packages' CTranslate2 files: the
+same output as CTranslate2's own encoder, the pinned SHA-256 enforced, and the
+``whisper_*`` features: shapes, one block equal to the every-block row, level-invariant."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline.core import audio, speech_encoder
+from pipeline.core.preprocessing import Preprocessing
+
+PARAMS = Preprocessing(sample_rate=16000, labels="seven", level_db=-26.0, encoder_layer=3)
+
+
+def _voice(seconds: float = 2.5, seed: int = 0) -> np.ndarray:
+    """A synthetic voice (the synthetic corpus's source-filter voice) at 16 kHz,
+    repeated or cut to ``seconds``."""
+    import librosa
+
+    from pipeline.core.synth import profiles, voice
+
+    actor = voice.random_actor(np.random.default_rng(seed), female=bool(seed % 2))
+    utt = voice.synthesize("01", profiles.voice_profile("happy", "strong"), actor, np.random.default_rng(seed))
+    y = librosa.resample(utt.samples, orig_sr=utt.sample_rate, target_sr=16000)
+    return np.resize(y, int(seconds * 16000)).astype(np.float32)
+
+
+def test_numpy_encoder_matches_ctranslate2(tmp_path):
+    """CTranslate2 returns only the top of the encoder (after its final layer norm): the
+    numpy encoder's top block, normalised the same way, must give the same numbers."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    folder = speech_encoder.materialize("whisper_base", tmp_path / "ct2")
+    mel = speech_encoder.log_mel(_voice(4.0))
+    model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=1)
+    theirs = np.array(model.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
+    ours = speech_encoder.WhisperEncoder.load("whisper_base").hidden_states(mel, final_norm=True)[-1]
+    assert ours.shape == theirs.shape == (mel.shape[1] // 2, 512)
+    assert np.abs(ours - theirs).max() < 5e-3 * np.abs(theirs).max()
+
+
+def test_weights_must_be_the_pinned_ones(monkeypatch):
+    real = speech_encoder.ENCODERS["whisper_base"]
+    fake = dataclasses.replace(real, name="tampered", sha256="0" * 64)
+    monkeypatch.setitem(speech_encoder.ENCODERS, "tampered", fake)
+    with pytest.raises(speech_encoder.EncoderError, match="not the pinned"):
+        speech_encoder.load_weights("tampered")
+    missing = dataclasses.replace(real, name="missing", parts=(("no_such_package_xyz", "model.bin"),))
+    monkeypatch.setitem(speech_encoder.ENCODERS, "missing", missing)
+    with pytest.raises(speech_encoder.EncoderError, match="nothing is downloaded"):
+        speech_encoder.load_weights("missing")
+
+
+def test_log_mel_and_states_shapes():
+    y = _voice(1.0)
+    mel = speech_encoder.log_mel(y)
+    assert mel.shape == (80, 100) and mel.dtype == np.float32
+    assert speech_encoder.log_mel(y, n_frames=3000).shape == (80, 3000)
+    states = speech_encoder.encoder("whisper_base").hidden_states(mel, upto=2)
+    assert states.shape == (3, 50, 512)
+    with pytest.raises(ValueError):
+        speech_encoder.encoder("whisper_base").hidden_states(np.zeros((40, 10)))
+
+
+def test_features_one_block_equals_its_row_and_ignore_loudness():
+    y = _voice()
+    one = audio.featurize(y, PARAMS, "whisper_base")
+    every = audio.featurize(y, PARAMS, "whisper_base_layers")
+    assert one.shape == (1024,) and every.shape == (7, 1024)
+    assert audio.feature_shape(PARAMS, "whisper_base") == (1024,)
+    assert audio.feature_shape(PARAMS, "whisper_base_layers") == (7, 1024)
+    np.testing.assert_allclose(one, every[3], rtol=1e-5, atol=1e-5)
+    # speech-level normalisation: 20 dB quieter, or peak-normalised, gives the same features
+    for gain in (0.1, 1.0 / np.abs(y).max()):
+        np.testing.assert_allclose(audio.featurize(y * np.float32(gain), PARAMS, "whisper_base"), one,
+                                   rtol=1e-3, atol=1e-3)
+    combined = audio.featurize(y, PARAMS, "whisper_base+egemaps")
+    assert combined.shape == (1024 + 88,) and audio.feature_shape(PARAMS, "whisper_base+egemaps") == (1112,)
+    with pytest.raises(audio.FeatureError, match="16000"):
+        audio.featurize(y, dataclasses.replace(PARAMS, sample_rate=22050), "whisper_base")
+    with pytest.raises(audio.FeatureError):
+        audio.split_kind("whisper_base+mfcc_matrix")
+
+
+def test_tiny_encoder_loads_and_embeds():
+    y = _voice(1.5)
+    e = audio.featurize(y, dataclasses.replace(PARAMS, encoder_layer=2), "whisper_tiny")
+    assert e.shape == (768,) and np.isfinite(e).all()
