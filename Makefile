@@ -12,10 +12,11 @@ SHARED  ?= ../shared/data
 
 .PHONY: setup demo test bench dashboard real clean
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-encoder.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-encoder.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

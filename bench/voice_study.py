@@ -40,6 +40,8 @@ log = logging.getLogger("voice_study")
 CLASSES = Preprocessing(labels="seven").classes
 #: The speech-encoder recipe's preprocessing (16 kHz, level-normalised speech, Silero gate).
 PARAMS = Preprocessing(sample_rate=16000, labels="seven", level_db=-26.0, voice_activity="vad")
+#: BASELINES.md's recipe: ComParE of the trimmed 16 kHz clip, level as recorded.
+REFERENCE_PARAMS = Preprocessing(sample_rate=16000, labels="seven")
 REFERENCE = {"speaker_accuracy": 0.576, "ravdess_to_tess_uar": 0.288, "tess_to_ravdess_uar": 0.305}
 
 
@@ -168,7 +170,7 @@ def part_features(frame: pd.DataFrame, layer: int) -> dict[str, Any]:
     three calibrations; corpus-balanced training."""
     base = features(frame, "whisper_base_layers")[:, layer]
     ege = features(frame, "egemaps")
-    com = features(frame, "compare")
+    com = features(frame, "compare", params=REFERENCE_PARAMS)  # the reference recipe: level as recorded
     sets = {"compare": (com, 1e-3), "egemaps": (ege, 0.1), f"whisper_base.block{layer}": (base, 0.01),
             f"whisper_base.block{layer}+egemaps": (np.concatenate([base, ege], axis=1), 0.01),
             f"whisper_base.block{layer}+compare": (np.concatenate([base, com], axis=1), 1e-3)}

@@ -20,7 +20,9 @@ Shapes and units (``params`` = :class:`pipeline.core.preprocessing.Preprocessing
   (full-scale power), floored at -100 dB;
 - openSMILE functionals (``egemaps`` 88, ``compare`` 6373 values) are computed over
   the clip trimmed of leading/trailing quiet (see :func:`functional_span`), not the
-  fixed window, because they are statistics over time and need no fixed length.
+  fixed window, because they are statistics over time and need no fixed length; with
+  ``params.level_db`` set, that span is first brought to that speech level
+  (:func:`normalise_level`), as for the speech-encoder kinds.
 
 librosa and openSMILE are imported inside the functions that need them, so importing
 this module is cheap.
@@ -290,7 +292,8 @@ def featurize(y: np.ndarray, params: Preprocessing, kind: str) -> np.ndarray:
         except speech_encoder.EncoderError as err:
             raise FeatureError(str(err)) from err
     if kind in _OPENSMILE_SIZES:
-        return _opensmile_functionals(functional_span(y, params), params.sample_rate, kind)
+        span = normalise_level(functional_span(y, params), params.sample_rate, params.level_db)
+        return _opensmile_functionals(span, params.sample_rate, kind)
     seg = window(y, params)
     if kind == "logmel":
         return logmel(seg, params)

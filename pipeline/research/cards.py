@@ -60,12 +60,45 @@ def _branch_section(title: str, meta: dict[str, Any], prose: dict[str, Any]) -> 
                      f"{metrics.get('n_test', '?')} test items): accuracy {_pct(metrics.get('accuracy_mean'))}"
                      f"{spread('accuracy_std')}, UAR {_pct(metrics.get('uar_mean'))}{spread('uar_std')}, "
                      f"macro-F1 {_pct(metrics.get('macro_f1_mean'))}, ECE {_pct(metrics.get('ece_mean'))}.")
+    lines += _travel_lines(meta)
     if prose.get("notes"):
         lines.append(f"- {str(prose['notes']).strip()}")
+    if metrics.get("per_class_recall"):
+        lines.append("- **Recall per emotion** (speaker folds): " + ", ".join(
+            f"{c} {_pct(r)}" for c, r in metrics["per_class_recall"].items()) + ".")
     if metrics.get("confusion") and metrics.get("classes"):
         lines += ["", "Confusion matrix (test sides of all folds summed; rows: true emotion):", ""]
         lines += _confusion_table(list(metrics["classes"]), metrics["confusion"])
     lines.append("")
+    return lines
+
+
+def _travel_lines(meta: dict[str, Any]) -> list[str]:
+    """Leave-one-corpus-out figures of each normalisation a voice bundle answers with,
+    its held-out temperature and its encoder's provenance (empty for other branches)."""
+    rows = {"none": meta.get("metrics") or {}, **(meta.get("calibrated_metrics") or {})}
+    names = {"none": "one clip at a time (no calibration)", "session": "normalised across a recording session",
+             "neutral": "calibrated to two calm takes of the speaker"}
+    lines = []
+    for mode, metrics in rows.items():
+        corpora = metrics.get("corpus") or {}
+        if not corpora:
+            continue
+        held = "; ".join(f"tested on {name} (trained on the others): UAR {_pct(m.get('uar_mean'))}, "
+                         f"accuracy {_pct(m.get('accuracy_mean'))}, ECE {_pct(m.get('ece_mean'))}"
+                         for name, m in corpora.items())
+        lines.append(f"- **Leave-one-corpus-out, {names.get(mode, mode)}**: speaker folds accuracy "
+                     f"{_pct(metrics.get('accuracy_mean'))}, UAR {_pct(metrics.get('uar_mean'))}; {held}.")
+    fit = (meta.get("temperature_fit") or {}).get("none") or {}
+    if fit.get("n"):
+        lines.append(f"- **Confidence** calibrated on the held-out corpora ({fit['n']} predictions of models that "
+                     f"never heard them): temperature {fit['temperature']:.2f}, ECE {_pct(fit.get('ece_before'))} "
+                     f"before, {_pct(fit.get('ece_after'))} after.")
+    if meta.get("reference"):
+        ref = meta["reference"]
+        lines.append(f"- **Unusual voices**: a clip farther from the {ref.get('n', '?')} training clips than "
+                     f"{ref.get('quantile', 'most of them')} (distance {ref.get('limit', '?')}) is answered "
+                     "\"not sure: unusual voice\"; so is noise under 15 dB SNR or several voices at once.")
     return lines
 
 

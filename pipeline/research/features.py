@@ -113,6 +113,8 @@ def params_digest(kind: str, params: Preprocessing, detector: str | None = None)
         data["trim_top_db"] = TRIM_TOP_DB  # openSMILE kinds see the trimmed clip
         if params.speech_span != "trim":  # (keeps the digests of existing caches unchanged)
             data["speech_span"] = params.speech_span
+    if kind in ("egemaps", "compare") and params.level_db is not None:  # (absent: old digests unchanged)
+        data["level_db"] = params.level_db
     if kind in _ENCODER_KINDS:
         from pipeline.core.speech_encoder import ENCODERS
 
