@@ -155,5 +155,12 @@ model: {{name: logreg, params: {{C: 1.0}}}}
 
     m = json.loads((tmp_path / "runs" / "loco" / "base" / "corpus-emodb" / "metrics.json").read_text())
     assert m["protocol"] == "corpus" and m["n_train"] == 56 and sum(map(sum, m["confusion"])) == 56
+    from dashboard import charts
+    from pipeline.research import store
+
+    travel = store.travel(tmp_path / "runs" / "loco")
+    assert set(travel["test"]) == {"speaker-independent", "held-out corpus: emodb", "held-out corpus: synthetic"}
+    assert travel.set_index("test").loc["speaker-independent", "n_folds"] == 2
+    assert len(charts.travel_bars(travel, "uar", {"chance": 0.25}).data) == 3
     with pytest.raises(experiments.SpecError, match="at least two corpora"):
         experiments.validate({**experiments.resolve({"protocol": {"kind": "corpus"}}), "corpus": {"name": "synthetic", "root": str(a)}})

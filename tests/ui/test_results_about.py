@@ -180,6 +180,26 @@ def test_results_holdout_experiment_single_split(app_env, tmp_path: Path) -> Non
     assert "No cross-corpus evaluation yet" in text
 
 
+def test_results_other_corpora_tab_shows_each_held_out_corpus(app_env, tmp_path: Path) -> None:
+    """A variant with speaker folds and leave-one-corpus-out folds: the 'Other corpora'
+    tab draws the speaker figure beside each held-out corpus, chance marked."""
+    from pipeline.research import results
+
+    runs = tmp_path / "runs"
+    for i, fold in enumerate(["speaker-0", "speaker-1", "corpus-tess", "corpus-ravdess"]):
+        metrics, preds = _scored(10 + i)
+        metrics.update(protocol=fold.split("-")[0], fold=fold, variant="final", group="voice", branch="audio",
+                       model="logreg", experiment="real_voice")
+        results.write_fold(runs / "real_voice" / "final" / fold, config={"variant": "final"}, metrics=metrics,
+                           predictions=preds.assign(fold=fold))
+    results.write_summary(runs / "real_voice")
+    at = app_env("results", runs=runs)
+    assert not at.exception, at.exception
+    assert any("Does it travel?" in t for t in _charts(at))
+    wide = [d.value for d in at.dataframe if "held-out corpus: tess" in d.value.columns]
+    assert len(wide) == 1 and "speaker-independent" in wide[0].columns
+
+
 # --------------------------------------------------------------------------- about
 def test_about_renders_the_bundle_model_card(app_env, tmp_path: Path, bundle_meta: Path) -> None:
     from pipeline.core import paths
