@@ -75,12 +75,12 @@ def synthetic_voices(folder: Path) -> list[Path]:
     return out
 
 
-def part_measure(shared: Path) -> dict[str, Any]:
+def part_measure(shared: Path, every: int = 8) -> dict[str, Any]:
     from pipeline.core.media import load_audio
     from pipeline.serve import conditions
 
     rng = np.random.default_rng(0)
-    clips = sample(shared)
+    clips = sample(shared, every)
     sounds = [(c, a, load_audio(p, 16000)) for c, a, p in clips]
     table: dict[str, dict[str, list[float]]] = {}
     for i, (corpus, actor, y) in enumerate(sounds):
@@ -107,7 +107,7 @@ def part_measure(shared: Path) -> dict[str, Any]:
                        "BABBLE_SPEECH_SHARE": conditions.BABBLE_SPEECH_SHARE}}
 
 
-def part_bundle(shared: Path, bundle_path: Path) -> dict[str, Any]:
+def part_bundle(shared: Path, bundle_path: Path, every: int = 16) -> dict[str, Any]:
     from pipeline.core.media import load_audio
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import answer_sound
@@ -115,7 +115,7 @@ def part_bundle(shared: Path, bundle_path: Path) -> dict[str, Any]:
     bundle = load_bundle(bundle_path)
     sr = bundle.audio.params.sample_rate
     rng = np.random.default_rng(1)
-    clips = sample(shared, every=16)
+    clips = sample(shared, every)
     sounds = [(c, a, load_audio(p, sr)) for c, a, p in clips]
     same, sure_babble, n_babble, per_condition = 0, 0, 0, {}
     for corpus, actor, y in sounds:
@@ -153,10 +153,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--part", choices=("measure", "bundle"), default="measure")
     parser.add_argument("--bundle", type=Path, default=Path("bundles/real"))
+    parser.add_argument("--every", type=int, default=16, help="use every N-th development clip")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = part_measure(args.shared) if args.part == "measure" else part_bundle(args.shared, args.bundle)
+    result = (part_measure(args.shared, args.every) if args.part == "measure"
+              else part_bundle(args.shared, args.bundle, args.every))
+    result["every"] = args.every
     result["seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"voice_conditions_{args.part}.json"

@@ -176,3 +176,28 @@ def test_a_note_means_never_sure(voice_bundle):
     noisy = analyze(_wav(degrade.add_at_snr(y, rng.standard_normal(len(y)), 8.0)), voice_bundle)
     assert noisy.audio.ok and noisy.audio.notes and noisy.audio.confidence == "not sure"
     assert noisy.fused.confidence == "not sure" and noisy.fused.notes
+
+
+def test_evaluate_with_each_calibration(voice_bundle, tmp_path):
+    """`evaluate --calibration`: none, session (each clip by the speaker's other clips) and
+    neutral (two calm takes per speaker calibrate and are then not scored), reported."""
+    from pipeline.research.crosscorpus import EvaluateError, evaluate_bundle
+
+    root = tmp_path / "tess"
+    root.mkdir()
+    words = ["back", "bar", "base", "bath"]
+    for s, speaker in enumerate(["OAF", "YAF"]):
+        for emotion, token in (("neutral", "neutral"), ("happy", "happy"), ("sad", "sad"), ("angry", "angry")):
+            for i, word in enumerate(words):
+                sf.write(root / f"{speaker}_{word}_{token}.wav", _take(200 + 10 * s + i, emotion), SR)
+    runs = {}
+    for mode in ("none", "session", "neutral"):
+        result = evaluate_bundle(voice_bundle.path, "tess", root, out=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                                 progress=False, calibration=mode)
+        assert result.calibration == mode and result.to_json()["calibration"] == mode
+        runs[mode] = result
+    assert runs["none"].n == runs["session"].n == 32
+    assert runs["neutral"].n == 28 and runs["neutral"].skipped["calibration takes"] == 4
+    assert runs["session"].run_dir.parent.name.endswith("-session")
+    with pytest.raises(EvaluateError, match="calibration"):
+        evaluate_bundle(voice_bundle.path, "tess", root, out=tmp_path / "runs", calibration="loud", progress=False)

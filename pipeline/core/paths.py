@@ -67,7 +67,7 @@ def default_bundle() -> Path:
 
 #: How each known bundle is named to people (sidebar, answers, CLI).
 BUNDLE_LABELS: dict[str, str] = {
-    REAL_BUNDLE: "real (trained on real people: RAVDESS voices, FER2013 faces)",
+    REAL_BUNDLE: "real (trained on real people: RAVDESS and TESS voices, FER2013 faces)",
     DEMO_BUNDLE: "demo (synthetic: shows the method, not real people)",
 }
 

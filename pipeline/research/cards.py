@@ -59,12 +59,14 @@ def _branch_section(title: str, meta: dict[str, Any], prose: dict[str, Any]) -> 
         lines.append(f"- **Measured** ({protocol} protocol, {'one split' if one else f'{n_folds} folds'}, "
                      f"{metrics.get('n_test', '?')} test items): accuracy {_pct(metrics.get('accuracy_mean'))}"
                      f"{spread('accuracy_std')}, UAR {_pct(metrics.get('uar_mean'))}{spread('uar_std')}, "
-                     f"macro-F1 {_pct(metrics.get('macro_f1_mean'))}, ECE {_pct(metrics.get('ece_mean'))}.")
+                     f"macro-F1 {_pct(metrics.get('macro_f1_mean'))}, ECE {_pct(metrics.get('ece_mean'))}"
+                     + (f" (ECE of the {metrics['ece_basis']}; on these folds before scaling "
+                        f"{_pct(metrics.get('ece_uncalibrated_mean'))})" if metrics.get("ece_basis") else "") + ".")
     lines += _travel_lines(meta)
     if prose.get("notes"):
         lines.append(f"- {str(prose['notes']).strip()}")
     if metrics.get("per_class_recall"):
-        lines.append("- **Recall per emotion** (speaker folds): " + ", ".join(
+        lines.append(f"- **Recall per emotion** ({metrics.get('protocol', '?')} protocol): " + ", ".join(
             f"{c} {_pct(r)}" for c, r in metrics["per_class_recall"].items()) + ".")
     if metrics.get("confusion") and metrics.get("classes"):
         lines += ["", "Confusion matrix (test sides of all folds summed; rows: true emotion):", ""]
@@ -94,8 +96,8 @@ def _travel_lines(meta: dict[str, Any]) -> list[str]:
         lines.append(f"- **Confidence** calibrated on the held-out corpora ({fit['n']} predictions of models that "
                      f"never heard them): temperature {fit['temperature']:.2f}, ECE {_pct(fit.get('ece_before'))} "
                      f"before, {_pct(fit.get('ece_after'))} after.")
-    if meta.get("reference"):
-        ref = meta["reference"]
+    if meta.get("reference_fit"):
+        ref = meta["reference_fit"]
         lines.append(f"- **Unusual voices**: a clip farther from the {ref.get('n', '?')} training clips than "
                      f"{ref.get('quantile', 'most of them')} (distance {ref.get('limit', '?')}) is answered "
                      "\"not sure: unusual voice\"; so is noise under 15 dB SNR or several voices at once.")

@@ -71,19 +71,14 @@ def temperature_of(variant_dir: Path) -> dict[str, Any]:
             "basis": "leave-one-corpus-out test predictions (each corpus scored by a model that never heard it)"}
 
 
-def _config(variant_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load((variant_dir / "all-0" / "config.yaml").read_text(encoding="utf-8")) or {}
-
-
 def training_features(variant_dir: Path) -> np.ndarray:
     """The ``all-0`` model's training features ``(n, d)`` as the run computed them
-    (same corpora, kind, preprocessing; from the feature cache), normalised as its
-    ``features.calibration`` says."""
+    (the experiment's ``spec.yaml``, this variant: same corpora, kind, preprocessing;
+    from the feature cache), normalised as its ``features.calibration`` says."""
     from pipeline.research import experiments
 
-    spec = {k: v for k, v in _config(variant_dir).items() if k in experiments.DEFAULTS or k == "variant"}
+    base = experiments.resolve(experiments.load_spec(variant_dir.parent / "spec.yaml"))
+    spec = experiments.variant_specs(base, [variant_dir.name])[0]
     manifest = experiments.load_manifest_for(spec)
     X, kept, _ = experiments.features_for(spec, manifest, progress=False)
     fold = experiments.make_folds({**spec, "protocol": {**spec["protocol"], "kind": "all"}}, kept)[0]
@@ -132,7 +127,7 @@ def voice_extras(branch: Any, run: Path, calibrated: dict[str, Path],
                                        f"(T = {temperatures['none']['temperature']:.2f})")
     X = training_features(run)
     branch.reference = FeatureReference.fit(X)
-    branch.info["reference"] = {"n": int(len(X)), "limit": round(branch.reference.limit, 3),
+    branch.info["reference_fit"] = {"n": int(len(X)), "limit": round(branch.reference.limit, 3),
                                 "quantile": "0.99 of the training clips' own distances"}
     branch.info["feature_names"] = feature_names(branch.input_kind, branch.params)
     log.info("voice extras: modes %s, temperatures %s, reference of %d clips", ["none", *calibrated],
