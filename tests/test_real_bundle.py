@@ -108,3 +108,20 @@ def test_real_speech_is_answered(real, shared_data: Path):
     clip = sorted((shared_data / "ravdess-speech" / "Actor_12").glob("03-01-05-02-*"))[0]  # angry, strong
     result = analyze(clip, real)
     assert result.audio.ok and result.audio.winner is not None
+
+
+def test_shipped_voice_travels_and_says_how(real):
+    """The voice of issue 18: Whisper base block 3 + eGeMAPS of level-normalised 16 kHz speech,
+    one model per normalisation, held-out temperatures, a feature reference and column names;
+    the card names both protocols and every licence; the encoder weights are not copied."""
+    branch = real.audio
+    assert branch.input_kind == "whisper_base+egemaps" and branch.params.encoder_layer == 3
+    assert branch.params.sample_rate == 16000 and branch.params.level_db == -26.0
+    assert branch.modes() == ("none", "neutral", "session") and branch.reference is not None
+    assert set(branch.temperature) == {"none", "neutral", "session"}
+    assert len(branch.info["feature_names"]) == 1024 + 88
+    assert set(branch.metrics["corpus"]) == {"tess", "ravdess"}
+    assert not any(f.stat().st_size > 5 * 2**20 for f in REAL.rglob("*") if f.is_file())
+    card = (REAL / "MODEL_CARD.md").read_text(encoding="utf-8")
+    for words in ("CC BY-NC-ND 4.0", "Whisper (MIT)", "Leave-one-corpus-out", "Recall per emotion", "temperature"):
+        assert words in card
