@@ -20,19 +20,36 @@ def current() -> Any:
     return st.session_state.get(KEY)
 
 
+def kwargs() -> dict[str, Any]:
+    """``calibration`` and ``voice`` (its cache key) for :func:`dashboard.state.analyze`,
+    empty when the person has not calibrated."""
+    stats = current()
+    return {} if stats is None else {"calibration": stats, "voice": digest()}
+
+
 def digest() -> str:
     """A short key of the current calibration (for caches); empty without one."""
     stats = current()
     return "" if stats is None else hashlib.sha1(stats.mean.tobytes()).hexdigest()[:12]
 
 
-def panel(bundle: Any, where: str) -> None:
-    """The calibration expander: record or upload calm speech, use it, or forget it."""
+def can_calibrate(meta: dict[str, Any]) -> bool:
+    """Whether a bundle (its ``bundle.json`` dict) has a voice model for calibrated input."""
+    return "neutral" in (((meta.get("models") or {}).get("audio") or {}).get("calibrated") or {})
+
+
+def panel(bundle_dir: str, where: str) -> None:
+    """The calibration expander: record or upload calm speech, use it, or forget it.
+    Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
+    from dashboard import state
     from pipeline.core.media import MediaError
     from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS, voice_stats
 
-    branch = getattr(bundle, "audio", None)
-    if branch is None or "neutral" not in (getattr(branch, "calibrated", {}) or {}):
+    try:
+        meta = state.bundle_meta(bundle_dir)
+    except (OSError, ValueError):
+        return
+    if not can_calibrate(meta):
         return
     stats = current()
     label = ("Calibrated to your voice" if stats is not None else "Calibrate to my voice (optional)")
@@ -46,13 +63,16 @@ def panel(bundle: Any, where: str) -> None:
             if st.button("Forget my voice", key=f"{where}_forget_voice"):
                 del st.session_state[KEY]
                 st.rerun()
-        recorded = st.audio_input("Record calm speech", key=f"{where}_calm_mic")
-        uploaded = st.file_uploader("…or upload a recording of it", key=f"{where}_calm_file",
-                                    type=["wav", "mp3", "m4a", "ogg", "webm", "flac", "mp4"])
-        source = recorded or uploaded
+        how = st.radio("How", ["Record", "Upload a recording"], horizontal=True, key=f"{where}_calm_how",
+                       label_visibility="collapsed")
+        if how == "Record":
+            source = st.audio_input("Record calm speech", key=f"{where}_calm_mic")
+        else:
+            source = st.file_uploader("A recording of your calm speech", key=f"{where}_calm_file",
+                                      type=["wav", "mp3", "m4a", "ogg", "webm", "flac", "mp4"])
         if source is not None and st.button("Use this as my calm voice", key=f"{where}_use_voice"):
             try:
-                st.session_state[KEY] = voice_stats(source.getvalue(), bundle)
+                st.session_state[KEY] = voice_stats(source.getvalue(), state.bundle(bundle_dir))
             except (MediaError, ValueError) as err:
                 st.error(f"Could not calibrate: {err}")
             else:

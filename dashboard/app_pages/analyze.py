@@ -384,11 +384,10 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                    expanded=False) as status:
         try:
             if isinstance(clip.media, bytes):
-                analysis = state.analyze(clip.media, bundle_dir, detector, calibration.current(),
-                                         calibration.digest())
+                analysis = state.analyze(clip.media, bundle_dir, detector, **calibration.kwargs())
             else:
                 analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector,
-                                              calibration.current(), calibration.digest())
+                                              **calibration.kwargs())
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
             st.error(f"{name}: {err}. Try another file: {media_types.accepted_text()}.")
@@ -429,7 +428,7 @@ def main() -> None:
         help="The accurate finder (MTCNN) misses fewer faces but needs about a second per clip; "
              "the fast one (Haar cascade) is about ten times quicker and wants a front-on face. "
              "Corpus samples with landmark files use those instead.")
-    calibration.panel(state.bundle(settings.bundle), "analyze")
+    calibration.panel(str(settings.bundle), "analyze")
     clip = {SOURCES[0]: upload_source, SOURCES[1]: audio_input_source,
               SOURCES[2]: webrtc_source, SOURCES[3]: corpus_source}[way]()
     if clip is None:

@@ -112,7 +112,7 @@ def main() -> None:
     except (BundleError, RuntimeError) as err:
         st.error(str(err))
         return
-    calibration.panel(bundle, "live")
+    calibration.panel(str(settings.bundle), "live")
     holder = holder_for(bundle)
     params = (bundle.video or bundle.audio).params
     on_video, on_audio = callbacks(holder, detector, params.crop_size, params.crop_margin)
