@@ -41,7 +41,7 @@ def can_calibrate(meta: dict[str, Any]) -> bool:
 def panel(bundle_dir: str, where: str) -> None:
     """The calibration expander: record or upload calm speech, use it, or forget it.
     Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
-    from dashboard import state
+    from dashboard import state, text
     from pipeline.core.media import MediaError
     from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS, voice_stats
 
@@ -74,6 +74,6 @@ def panel(bundle_dir: str, where: str) -> None:
             try:
                 st.session_state[KEY] = voice_stats(source.getvalue(), state.bundle(bundle_dir))
             except (MediaError, ValueError) as err:
-                st.error(f"Could not calibrate: {err}")
+                st.error(f"Could not calibrate: {text.plain(err)}")
             else:
                 st.rerun()

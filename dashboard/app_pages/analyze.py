@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, state
+from dashboard import calibration, charts, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -72,7 +72,7 @@ def upload_source() -> Clip | None:
         return None
     data = file.getvalue()
     if len(data) > limit * 2**20:
-        st.error(f"{file.name} is {len(data) / 2**20:.0f} MB, over the {limit} MB limit: trim it first.")
+        st.error(f"{text.plain(file.name)} is {len(data) / 2**20:.0f} MB, over the {limit} MB limit: trim it first.")
         return None
     return Clip(file.name, data)
 
@@ -146,8 +146,8 @@ def corpus_source() -> Clip | None:
     rows = manifest[manifest["emotion"] == emotion]
     clip_id = right.selectbox("Clip", rows["clip_id"].tolist(), key="sample_clip")
     row = rows[rows["clip_id"] == clip_id].iloc[0]
-    st.caption(f"Actor {row['actor']} ({row['gender']}), labelled **{row['emotion']}** "
-               f"({row['intensity']} intensity).")
+    st.caption(f"Actor {text.plain(row['actor'])} ({text.plain(row['gender'])}), labelled "
+               f"**{text.plain(row['emotion'])}** ({text.plain(row['intensity'])} intensity).")
     path = row["video_path"] or row["audio_path"]
     return Clip(Path(path).name, path, row["landmarks_path"]) if path else None
 
@@ -379,7 +379,7 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     from pipeline.serve.bundle import BundleError
     from pipeline.core.media import MediaError
 
-    name = clip.name
+    name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
     with st.status(f"Analysing {name}: decoding, listening, finding the face, predicting...",
                    expanded=False) as status:
         try:
@@ -390,7 +390,7 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                                               **calibration.kwargs())
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
-            st.error(f"{name}: {err}. Try another file: {media_types.accepted_text()}.")
+            st.error(f"{name}: {text.plain(err)}. Try another file: {media_types.accepted_text()}.")
             return None
         except BundleError as err:
             status.update(label="The models cannot be loaded", state="error")
@@ -398,7 +398,7 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
             return None
         except ValueError as err:
             status.update(label="This clip cannot be analysed", state="error")
-            st.error(f"{name}: {str(err).splitlines()[0] if str(err) else 'bad input'}")
+            st.error(f"{name}: {text.plain(str(err).splitlines()[0]) if str(err) else 'bad input'}")
             return None
         total = analysis.timings.get("total", sum(analysis.timings.values()))
         analysed = float(getattr(analysis, "analysed", analysis.duration))

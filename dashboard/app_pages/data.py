@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, state, text
 
 COUNT_COLUMNS = ("emotion", "actor", "gender", "channel")
 SAMPLES_PER_EMOTION = 3
@@ -27,8 +27,8 @@ def play_samples(manifest, emotion: str) -> None:
     cols = st.columns(max(1, len(rows)))
     for col, (_, row) in zip(cols, rows.iterrows()):
         with col:
-            st.caption(f"{row['clip_id']} - actor {row['actor']} ({row['gender']}), "
-                       f"{row['intensity']} intensity")
+            st.caption(f"{text.plain(row['clip_id'])} - actor {text.plain(row['actor'])} "
+                       f"({text.plain(row['gender'])}), {text.plain(row['intensity'])} intensity")
             if row["video_path"]:
                 st.video(row["video_path"])
             elif row["audio_path"]:
