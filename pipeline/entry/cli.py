@@ -118,6 +118,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
+    media.check_input(clip)  # empty, cut short, not media: refused before any model loads
 
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import analyze
@@ -198,9 +199,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What to do about a file name that starts with a dash (argparse reads it as an option).
+DASH_HINT = ("hint: a file name that starts with '-' reads as an option; put -- before it, "
+             "e.g. python -m pipeline predict --bundle B -- -name.wav")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the ``--`` hint when a missing or unrecognised argument may be a
+    file name starting with a dash (``-rf.wav``); sub-parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "required: clip" in message or "unrecognized arguments: -" in message \
+                or "expected one argument" in message:
+            message = f"{message}\n{DASH_HINT}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m pipeline",
         description="Audio-visual emotion recognition workbench: corpora, training, "
                     "evaluation and prediction.")
@@ -269,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "all-0 fold); also fits the held-out temperatures and the training features' reference")
 
     p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
+    p.epilog = ("An empty, cut-short or non-media file is refused before the bundle loads. A file name "
+                "that starts with '-' needs -- before it: python -m pipeline predict -- -name.wav")
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
