@@ -351,7 +351,7 @@ TURN_PROBE: int = 2
 
 def find_turn(frames: np.ndarray | Sequence[np.ndarray], detector: faces.FaceDetector) -> int:
     """The clockwise turn (90, 180 or 270 degrees) under which ``detector`` finds a face
-    whose landmarks are a face's (:func:`pipeline.core.face_checks.landmarks_plausible`;
+    whose landmarks are a face's (:func:`pipeline.core.faces.landmarks_plausible`;
     any face for finders without landmarks) in up to :data:`TURN_PROBE` of ``frames``
     (evenly spread), when it found none upright; 0 when no turn shows one. At most
     ``3 * TURN_PROBE`` detector passes at :data:`DETECT_SIDE`."""
@@ -362,7 +362,7 @@ def find_turn(frames: np.ndarray | Sequence[np.ndarray], detector: faces.FaceDet
     for turn in (180, 90, 270):
         for i in probe:
             found = faces.detect_scaled(detector, face_checks.turned(np.asarray(frames[i]), turn), DETECT_SIDE)
-            if any(b.keypoints is None or face_checks.landmarks_plausible(b) for b in found):
+            if any(b.keypoints is None or faces.landmarks_plausible(b) for b in found):
                 return turn
     return 0
 
