@@ -112,3 +112,21 @@ def test_fused_detail_of_a_silent_video(tiny_bundle, tmp_path, capsys):
     assert detail == "the average of all 2 windows, each read from the face alone", detail
     rc, payload, _ = predict_json(clip, tiny_bundle.path, "--landmarks", str(csv), capsys=capsys)
     assert payload["fused"]["detail"] == detail and ";" not in detail
+
+
+def test_the_frame_sampler_follows_windows_with_gaps():
+    """Speech windows leave gaps: each window still gets its n frames from inside it."""
+    from pipeline.core.video import WindowSampler
+
+    spans = [(0.5, 2.5), (4.0, 6.0), (9.1, 11.1)]
+    got: dict[int, np.ndarray] = {}
+    sampler = WindowSampler(6, spans, span=2.0, step=1 / 30, on_window=lambda k, t, f: got.setdefault(k, t))
+    frame = np.zeros((4, 4, 3), np.uint8)
+    for i in range(12 * 30):
+        t = i / 30
+        if sampler.wants(t):
+            sampler.add(t, frame)
+    sampler.finish()
+    assert sorted(got) == [0, 1, 2]
+    for k, (a, b) in enumerate(spans):
+        assert len(got[k]) == 6 and got[k].min() >= a - 1 / 30 and got[k].max() <= b, (k, got[k])

@@ -221,9 +221,11 @@ def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
     label = name or _name(source)
     with _open(source) as container:
         info = _describe(container)
-        if not (info.has_audio or info.has_video):
+        if not (info.has_audio or info.has_video or container.streams.video):
             raise MediaError(f"{label} holds neither an audio nor a video track")
-        stream = container.streams.audio[0] if info.has_audio else _video_stream(container)
+        # (a still picture alone is judged by the analysis, which says what it is)
+        stream = container.streams.audio[0] if info.has_audio else (_video_stream(container)
+                                                                     or container.streams.video[0])
         if stream.type == "audio":
             _check_stream(stream, label)
         error: Exception | None = None
@@ -235,6 +237,12 @@ def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
                     if packet.decode():  # frames are only counted: nothing converted here
                         return info
                 except av.error.FFmpegError as err:  # one bad packet: try the next
+                    error = err
+            else:  # every packet read: the decoder may still hold frames (B-frame delay)
+                try:
+                    if stream.codec_context.decode(None):
+                        return info
+                except av.error.FFmpegError as err:
                     error = err
         except av.error.FFmpegError as err:  # the container itself cannot be read on
             error = err

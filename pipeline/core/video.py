@@ -470,7 +470,7 @@ class WindowSampler:
         self._unknown = self.spans is None
         self._current = 0  # window being filled (multi-window mode)
         self._rows: list[tuple[float, np.ndarray]] = []
-        self._next = 0.0
+        self._next = self.spans[0][0] if self.spans and not self.single else 0.0  # the first wanted instant
         self.emitted: list[int] = []
 
     # ---- planning
