@@ -126,7 +126,7 @@ def test_analyze_job_answers_as_analyze_does(worker, tiny_bundle, tmp_path: Path
     request = isolation.AnalysisRequest(data, str(tiny_bundle.path), isolation.bundle_stamp(tiny_bundle.path),
                                         detector="haar")
     there = worker.call(isolation.analyze_job, request)
-    here = inference.analyze(data, tiny_bundle, isolation._detector("haar"))
+    here = inference.analyze(data, tiny_bundle, isolation.detector("haar"))
     assert there.fused.winner[0] == here.fused.winner[0]
     assert there.audio.probabilities == pytest.approx(here.audio.probabilities)
     assert there.frames_with_face == here.frames_with_face

@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, state, text
+from dashboard import calibration, charts, folders, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -130,13 +130,13 @@ def webrtc_source() -> Clip | None:
 def corpus_source() -> Clip | None:
     settings = state.settings()
     if not settings.corpus_root.is_dir():
-        st.info(f"No corpus at `{settings.corpus_root}`: run `make demo` to generate the synthetic "
-                "one, or point the sidebar at a corpus folder.")
+        st.info(f"No corpus in {text.plain(folders.corpus_name(settings.corpus_root))} yet: run `make demo` "
+                "to generate the synthetic one, or choose another corpus in the sidebar.")
         return None
     try:
         manifest = state.manifest(settings.corpus_kind, str(settings.corpus_root))
     except (ValueError, OSError) as err:
-        st.error(f"The corpus cannot be read: {err}")
+        st.error(f"The corpus cannot be read: {text.plain(folders.scrub(err))}")
         return None
     if manifest.empty:
         st.warning("The corpus folder holds no recognisable clips.")
@@ -374,9 +374,23 @@ def render(analysis: Any, clip: Clip) -> None:
     render_provenance(analysis)
 
 
+def crash_words(name: str, err: Any) -> str:
+    """What the visitor reads when their file ended the worker process (``name``
+    already escaped): what happened, that nothing else was affected, what to try."""
+    if getattr(err, "timed_out", False):
+        return (f"{name}: {err}. Try a shorter clip, or trim this one; the next file is analysed "
+                "as usual.")
+    how = f" ({err.signal_name})" if getattr(err, "signal_name", "") else ""
+    return (f"{name}: decoding this file crashed the analysis process{how}. Only this file was "
+            "affected: the app keeps running and the next file is analysed by a fresh process "
+            "(the first one loads the models again, a few seconds). Try converting the file, "
+            "for example to a mono WAV or an H.264 MP4.")
+
+
 def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     """The one call into the pipeline, with a progress indicator and plain errors."""
     from pipeline.serve.bundle import BundleError
+    from pipeline.serve.isolation import WorkerCrashed
     from pipeline.core.media import MediaError
 
     name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
@@ -390,11 +404,19 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                                               **calibration.kwargs())
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
-            st.error(f"{name}: {text.plain(err)}. Try another file: {media_types.accepted_text()}.")
+            st.error(f"{name}: {text.plain(folders.scrub(err))}. Try another file: {media_types.accepted_text()}.")
             return None
         except BundleError as err:
             status.update(label="The models cannot be loaded", state="error")
-            st.error(str(err))
+            st.error(text.plain(folders.scrub(err)))
+            return None
+        except WorkerCrashed as err:
+            status.update(label="This file stopped the analysis", state="error")
+            st.error(crash_words(name, err))
+            return None
+        except folders.FolderRefused as err:
+            status.update(label="This file cannot be analysed", state="error")
+            st.error(text.plain(err))
             return None
         except ValueError as err:
             status.update(label="This clip cannot be analysed", state="error")
@@ -417,7 +439,7 @@ def main() -> None:
                f"sees the face and decides. Answering: **{bundle_label(settings.bundle)}** "
                "(change it in the sidebar).")
     if not state.bundle_exists(settings.bundle):
-        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo` (trains the demo "
+        st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo` (trains the demo "
                 "models on the synthetic corpus in a few minutes), then reload this page.",
                 icon=":material/model_training:")
         return

@@ -251,7 +251,10 @@ def _loaded_bundle(bundle_dir: str, stamp: float) -> Any:
     return load_bundle(bundle_dir)
 
 
-def _detector(name: str) -> Any:
+def detector(name: str) -> Any:
+    """The face finder named ``name``: ``haar``, OpenCV's cascade (a fresh one, cheap to
+    build); anything else None, the bundle's own (MTCNN unless ``AVE_DETECTOR`` says
+    otherwise)."""
     if name == "haar":
         from pipeline.core.faces import HaarDetector
 
@@ -266,7 +269,7 @@ def analyze_job(request: AnalysisRequest) -> Any:
     from pipeline.serve.inference import analyze
 
     bundle = _loaded_bundle(str(Path(request.bundle_dir)), request.bundle_stamp)
-    return analyze(request.source, bundle, _detector(request.detector),
+    return analyze(request.source, bundle, detector(request.detector),
                    landmarks_path=request.landmarks_path or None, calibration=request.calibration)
 
 

@@ -130,6 +130,16 @@ def analysis_factory() -> Callable[..., Any]:
     return make_analysis
 
 
+@pytest.fixture(autouse=True)
+def fresh_worker() -> Any:
+    """Each test's analyses run in an analysis worker process started under that test's
+    environment (the worker is one per server process: ``dashboard.state.worker``)."""
+    yield
+    from dashboard import state
+
+    state.worker.clear()  # on_release ends the child
+
+
 @pytest.fixture
 def no_webrtc(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Replace ``webrtc_streamer`` by a no-op that records its calls and reports 'not

@@ -88,3 +88,68 @@ def test_upload_name_is_text_in_errors(app_env, monkeypatch, bundle_meta: Path) 
     for shown in (at.status[0].label, at.error[0].value):
         _no_live_markup(rendered(shown))
     assert "not a readable audio or video file" in at.error[0].value
+
+
+# --------------------------------------------------------------------------- isolation
+def test_a_file_that_crashes_the_decoder_gets_a_message_and_the_next_answers(
+        app_env, monkeypatch, bundle_meta: Path, analysis_factory) -> None:
+    """Issue 19: an upload whose decoding kills the process. It runs in the worker
+    process (a real segmentation fault there); this visitor reads why, the app keeps
+    running, and the next upload is answered by a fresh worker."""
+    import functools
+
+    from crashing_jobs import CRASH, crash_or_answer
+
+    from dashboard import state
+    from pipeline.serve import isolation
+
+    monkeypatch.setattr(isolation, "analyze_job", functools.partial(crash_or_answer, analysis_factory()))
+    at = app_env("analyze", bundle=bundle_meta)
+    at.file_uploader(key="upload").set_value(("eight-channels.wav", CRASH + b" rest of the file", "audio/wav")).run()
+    assert not at.exception, at.exception
+    assert at.status[0].state == "error" and at.status[0].label == "This file stopped the analysis"
+    said = at.error[0].value
+    assert "crashed the analysis process (SIGSEGV)" in said and "the app keeps running" in said
+    first = state.worker().starts
+    at.file_uploader(key="upload").set_value(("voice.wav", b"a file that decodes", "audio/wav")).run()
+    assert not at.exception, at.exception
+    assert at.status[0].state == "complete" and not at.error
+    assert "comes across as **happy**" in at.success[0].value
+    assert state.worker().starts == first + 1  # a fresh worker answered
+
+
+def test_analyses_are_kept_per_session(app_env, monkeypatch, bundle_meta: Path, analysis_factory) -> None:
+    """A rerun of the same upload (a slider, a rerender) is not analysed again; the
+    cache holds at most ANALYSES_PER_SESSION clips, and it goes with the session
+    (Streamlit clears session-scoped caches when a session disconnects)."""
+    import functools
+
+    from crashing_jobs import crash_or_answer
+    from streamlit.runtime import caching
+
+    from dashboard import state
+    from pipeline.serve import isolation
+
+    calls: list[Any] = []
+    job = functools.partial(crash_or_answer, analysis_factory())
+
+    class Counting:
+        def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args[0].source)
+            return job(*args)
+
+    monkeypatch.setattr(isolation, "analyze_job", job)
+    monkeypatch.setattr(state, "worker", lambda: Counting())
+    at = app_env("analyze", bundle=bundle_meta)
+    upload = at.file_uploader(key="upload")
+    upload.set_value(("a.wav", b"clip 0", "audio/wav")).run()
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == [b"clip 0"]  # the rerun used the kept analysis
+    for i in range(1, state.ANALYSES_PER_SESSION + 1):
+        at.file_uploader(key="upload").set_value((f"{i}.wav", f"clip {i}".encode(), "audio/wav")).run()
+    at.file_uploader(key="upload").set_value(("a.wav", b"clip 0", "audio/wav")).run()
+    assert len(calls) == state.ANALYSES_PER_SESSION + 2  # the oldest was dropped: analysed again
+    caching.clear_session_data_cache("test session id")  # AppTest's session ends
+    at.run()
+    assert calls[-1] == b"clip 0" and len(calls) == state.ANALYSES_PER_SESSION + 3
