@@ -274,7 +274,7 @@ class _VideoPlan:
         display = None if single else max(1, -(-params.n_frames // n_windows))
         self.faces = video_mod.WindowFaces(params, display=display, video_size=(info.width, info.height),
                                            landmarks_path=landmarks_path, detector=detector,
-                                           full_frame=branch.full_frame, every=every)
+                                           full_frame=branch.full_frame, every=every, display_side=DISPLAY_SIDE)
         step = 1.0 / info.video_fps if info.video_fps > 0 else 1 / 30.0
         if single:
             seconds = min(info.video_duration or info.duration, MAX_SECONDS)
@@ -284,6 +284,18 @@ class _VideoPlan:
         self.sampler = video_mod.WindowSampler(
             params.n_frames, plan, single=single, span=first.params.duration,
             single_until=first.params.offset + 1.5 * first.params.duration, step=step, on_window=self.faces)
+
+
+def _frame_side(bundle: Any, landmarks_path: str | None) -> int:
+    """Longer side of the decoded frames: finer (:data:`pipeline.core.video.FRAME_SIDE`)
+    when a face finder will look at them, so a small face in a large frame is found and
+    cropped from enough pixels; the display size otherwise. Frames are shown at
+    :data:`DISPLAY_SIDE` either way."""
+    from pipeline.core import video as video_mod
+
+    branch = bundle.video
+    finder = branch is not None and not landmarks_path and not branch.full_frame
+    return video_mod.FRAME_SIDE if finder else DISPLAY_SIDE
 
 
 def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[float, float]], single: bool,
@@ -334,7 +346,8 @@ def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[fl
         note += f"; {s.faces_note}" if s.faces_note else ""
         short = video_mod.too_short(s, params) if i in by_index and branch.input_kind != "faces" else ""
         if i in by_index and not short:
-            results.append(BranchResult(OK, _probabilities(params.classes, by_index[i]), note))
+            results.append(BranchResult(OK, _probabilities(params.classes, by_index[i]), note,
+                                        notes=list(s.face_notes)))
         elif short:
             results.append(BranchResult(short, {}, note))
         else:
@@ -456,7 +469,8 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
             with _timer(timings, "predict_video"):
                 proba = predict_crops(branch, [sample.crops])[0]
             video_res = BranchResult(OK, _probabilities(branch.params.classes, proba),
-                                     f"a still image: {sample.detail}" if sample.detail else "a still image")
+                                     f"a still image: {sample.detail}" if sample.detail else "a still image",
+                                     notes=list(sample.face_notes))
         else:
             video_res = BranchResult(sample.status, {}, sample.detail)
     with _timer(timings, "fuse"):
@@ -570,7 +584,8 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
             state["audio_error"] = err
 
     rate = bundle.audio.params.sample_rate if bundle.audio is not None else None
-    clip = decode(src, sample_rate=rate, max_seconds=MAX_SECONDS, max_side=DISPLAY_SIDE, plan=plan)
+    clip = decode(src, sample_rate=rate, max_seconds=MAX_SECONDS, max_side=_frame_side(bundle, landmarks_path),
+                  plan=plan)
     timings["probe"] = clip.seconds.get("open", 0.0)
     timings["decode_audio"] = clip.seconds.get("audio", 0.0)
     if "video" in clip.seconds:
