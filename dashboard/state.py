@@ -187,6 +187,22 @@ def voice_stats(data: bytes, bundle_dir: str | Path) -> Any:
     return worker().call(isolation.voice_stats_job, _request(data, str(bundle_dir), _stamp(bundle_dir), "bundle"))
 
 
+@st.cache_resource(scope="session", on_release=lambda rec: rec.remove(), show_spinner=False)
+def recording() -> Any:
+    """This session's :class:`dashboard.recorder.RecordingFile` in the system's temporary
+    folder (nothing is made on disk until the recorder starts). The page removes the
+    file as soon as the take is read; the end of the session (Streamlit releases
+    session-scoped resources when it disconnects) and of the server remove it too.
+    Recordings of servers that were killed are pruned when a session first records."""
+    import tempfile
+
+    from dashboard.recorder import RecordingFile, prune_recordings
+
+    folder = Path(tempfile.gettempdir())
+    prune_recordings(folder)
+    return RecordingFile(folder)
+
+
 # --------------------------------------------------------------------------- results
 @st.cache_data(max_entries=8, ttl=RESULTS_TTL, show_spinner=False)
 def experiments(runs: str) -> list[str]:

@@ -8,7 +8,6 @@ and which bundle answered, with every abstention explained in plain words.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,25 +82,17 @@ def audio_input_source() -> Clip | None:
     return Clip("recording.wav", clip.getvalue()) if clip is not None else None
 
 
-def recorder_path() -> Path:
-    """A per-session temporary file the WebRTC recorder writes into (the system's
-    temporary folder; old sessions' recordings are pruned when it is made)."""
-    if "recording_path" not in st.session_state:
-        from dashboard.recorder import prune_recordings
-
-        folder = Path(tempfile.gettempdir())
-        prune_recordings(folder)
-        handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False, dir=folder)
-        handle.close()
-        st.session_state["recording_path"] = handle.name
-    return Path(st.session_state["recording_path"])
+#: Where the last camera take is kept, in memory, for this session's reruns.
+RECORDED = "camera_take"
 
 
 def webrtc_source() -> Clip | None:
-    """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server."""
-    from dashboard.recorder import PictureFirstRecorder, finished_recording
+    """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server that
+    is read into this session's memory and removed as soon as the take ends."""
+    from dashboard.recorder import PictureFirstRecorder
 
-    path = recorder_path()
+    recording = state.recording()
+    path = recording.path
     st.caption("Press START, wait for \"Recording...\", act an emotion for a few seconds, press STOP; "
                "the recording is then analysed. Works on this computer without any internet server; "
                "a deployed app needs a TURN server (see docs/dashboard.md), so use upload or audio instead.")
@@ -111,20 +102,24 @@ def webrtc_source() -> Clip | None:
         in_recorder_factory=lambda: PictureFirstRecorder(str(path)))
     playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
     if playing:
+        st.session_state.pop(RECORDED, None)  # a new take replaces the last one
         st.info("Recording... press STOP when done.")
         return None
-    if path.is_file() and path.stat().st_size > 0:
-        finished = finished_recording(path)
+    if path.is_file() and path.stat().st_size > 0:  # (an empty one: the recorder is starting)
+        finished = recording.take()  # the file is removed here, readable or not
         if finished is None:
             st.warning("The recording could not be read (it may be empty): press START and try again.")
             return None
         data, info = finished
-        if not info.has_video:
-            st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
-                       "to start), so only the sound was recorded. Press START, wait for "
-                       "\"Recording...\", then act and press STOP.")
-        return Clip("camera recording.mp4", data)
-    return None
+        st.session_state[RECORDED] = (data, bool(info.has_video))
+    if RECORDED not in st.session_state:
+        return None
+    data, has_video = st.session_state[RECORDED]
+    if not has_video:
+        st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
+                   "to start), so only the sound was recorded. Press START, wait for "
+                   "\"Recording...\", then act and press STOP.")
+    return Clip("camera recording.mp4", data)
 
 
 def corpus_source() -> Clip | None:

@@ -153,3 +153,89 @@ def test_analyses_are_kept_per_session(app_env, monkeypatch, bundle_meta: Path, 
     caching.clear_session_data_cache("test session id")  # AppTest's session ends
     at.run()
     assert calls[-1] == b"clip 0" and len(calls) == state.ANALYSES_PER_SESSION + 3
+
+
+# --------------------------------------------------------------------------- recordings
+@pytest.fixture
+def temp_folder(monkeypatch, tmp_path: Path) -> Path:
+    """The system's temporary folder, for this test: where camera takes are recorded."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _camera(app_env, bundle_meta: Path) -> Any:
+    at = app_env("analyze", bundle=bundle_meta)
+    at.radio(key="way").set_value("Record camera + microphone").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _write_take(path: Path) -> None:
+    """One second of camera (a grey 64 x 48 picture) and microphone, as an mp4."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        for _ in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 120, np.uint8), format="rgb24")
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        tone = (0.2 * np.sin(np.arange(16000) * 0.1)).astype(np.float32)
+        for i in range(0, 16000, 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, i:i + 1024], format="fltp", layout="mono")
+            chunk.rate = 16000
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+
+
+def test_picking_the_camera_makes_no_file(app_env, bundle_meta: Path, temp_folder: Path) -> None:
+    _camera(app_env, bundle_meta)
+    assert list(temp_folder.iterdir()) == []
+
+
+def test_a_camera_take_is_analysed_and_leaves_no_file(app_env, monkeypatch, bundle_meta: Path, temp_folder: Path,
+                                                      no_webrtc: list, analysis_factory) -> None:
+    pytest.importorskip("aiortc")
+    from dashboard import state
+
+    seen: list[bytes] = []
+
+    def fake_analyze(data: bytes, bundle_dir: str, detector: str = "bundle", **kw: Any) -> Any:
+        seen.append(data)
+        return analysis_factory()
+
+    monkeypatch.setattr(state, "analyze", fake_analyze)
+    at = _camera(app_env, bundle_meta)
+    recorder = no_webrtc[-1]["in_recorder_factory"]()  # what START makes (its file comes with the first packet)
+    path = Path(recorder.path)
+    assert path.parent == temp_folder and path.name.startswith("ave-recording-")
+    _write_take(path)  # the take, as the recorder leaves it after STOP
+    at.run()
+    assert not at.exception, at.exception
+    assert at.status[0].label.startswith("Analysed camera recording") and seen and seen[0][4:8] == b"ftyp"
+    assert list(temp_folder.glob("ave-recording-*")) == []  # removed as soon as it was read
+    at.run()  # a rerun (a slider) still has the take, from memory
+    assert at.status[0].label.startswith("Analysed camera recording")
+    assert list(temp_folder.iterdir()) == []
+
+
+def test_the_end_of_a_session_removes_its_recording(app_env, bundle_meta: Path, temp_folder: Path,
+                                                    no_webrtc: list) -> None:
+    """A take left unanalysed (the browser closed while recording) goes with the session."""
+    pytest.importorskip("aiortc")
+    from streamlit.runtime import caching
+
+    _camera(app_env, bundle_meta)
+    recorder = no_webrtc[-1]["in_recorder_factory"]()
+    _write_take(Path(recorder.path))
+    caching.clear_session_resource_cache("test session id")  # what Streamlit does on disconnect
+    assert not Path(recorder.path).exists()
+    assert list(temp_folder.glob("ave-recording-*")) == []
