@@ -221,3 +221,25 @@ def test_a_real_clip_is_explained_end_to_end(real_bundle, shared_data: Path, tmp
         np.log(p[voice.winner] / p[voice.runner_up]), abs=1e-4)
     assert ex.face is not None and ex.face.heatmaps.shape[0] == len(analysis.crops)
     assert len(data["face"]["per_frame"]) == len(analysis.crops)
+
+
+def test_predict_json_explain_adds_the_explanation(shared_data: Path, tmp_path: Path, capsys) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_analyze
+
+    from pipeline.entry import cli
+
+    clip = bench_analyze.make_clip(4, tmp_path / "clip4.mp4")
+    assert cli.main(["predict", str(clip), "--json", "--explain", "--bundle", str(shipped_bundle())]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ex = out["explanation"]
+    assert ex["valence_arousal"]["answers"]["fused"] is not None
+    groups = {g["group"]: g for g in ex["voice"]["groups"]}
+    assert {"pitch", "loudness", "tempo", "voice_quality", "spectral", "encoder"} <= set(groups)
+    assert sum(g["contribution"] for g in groups.values()) + ex["voice"]["intercept"] == pytest.approx(
+        ex["voice"]["logit_difference"], abs=1e-3)
+    assert len(ex["face"]["per_frame"]) >= 1
+    assert cli.main(["predict", str(clip), "--json", "--bundle", str(shipped_bundle())]) == 0
+    assert "explanation" not in json.loads(capsys.readouterr().out)  # only when asked

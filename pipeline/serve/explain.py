@@ -347,3 +347,26 @@ def explain(analysis: Any, bundle: Any, heatmaps: bool = True) -> Explanation:
                                     heatmaps=heatmaps)
     out.seconds = time.perf_counter() - start
     return out
+
+
+def describe_explanation(ex: Explanation) -> str:
+    """A few plain lines of an explanation for the terminal (``predict --explain``)."""
+    lines = [f"valence/arousal ({circumplex.DERIVATION}; ratings: {circumplex.SOURCE}):"]
+    for key, p in ex.places.items():
+        lines.append(f"  {key:<6} " + ("abstains" if p is None else
+                     f"valence {p.valence:+.2f} +- {p.valence_sd:.2f}, arousal {p.arousal:+.2f} +- {p.arousal_sd:.2f}"))
+    if ex.voice is not None:
+        v = ex.voice
+        lines.append(f"voice: {v.winner} rather than {v.runner_up} (logit difference {v.logit_difference:+.2f} "
+                     f"= the cue groups' sum {v.logit_difference - v.intercept:+.2f} and the bias {v.intercept:+.2f}; "
+                     f"temperature {v.temperature:.2f}"
+                     + (f"; mean of {v.windows} windows" if v.windows > 1 else "") + ")")
+        lines += [f"  {g.value:+6.2f}  {g.sentence}" for g in sorted(v.groups, key=lambda g: -abs(g.value))]
+    else:
+        lines.append(f"voice: {ex.voice_note}")
+    if ex.face is not None:
+        winners = [ex.face.classes[int(np.argmax(p))] for p in ex.face.per_frame]
+        lines.append(f"face, per frame: " + ", ".join(f"{t:.1f}s {w}" for t, w in zip(ex.face.times, winners)))
+    else:
+        lines.append(f"face: {ex.face_note}")
+    return "\n".join(lines)
