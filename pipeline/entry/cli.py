@@ -130,12 +130,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         detector = make_detector(args.detector)
     result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    explained = None
+    if args.explain:
+        from pipeline.serve.explain import explain, describe_explanation
+
+        explained = explain(result, bundle, heatmaps=False)  # heatmaps are pictures: the dashboard's
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if explained is not None:
+            out["explanation"] = explained.to_json()
+        print(json.dumps(out, indent=2))
     else:
         from pipeline.serve.inference import describe
 
         print(describe(result))
+        if explained is not None:
+            print(describe_explanation(explained))
     if not (result.audio.ok or result.video.ok):
         print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
               f"video: {result.video.status}", file=sys.stderr)
@@ -291,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="add why: valence/arousal of each answer, the voice's cue-group contributions, the face "
+                        "model's per-frame answers (docs/explain.md)")
     p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
     p.add_argument("--detector", choices=["mtcnn", "haar"],
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
