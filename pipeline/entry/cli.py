@@ -130,12 +130,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         detector = make_detector(args.detector)
     result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    explained = None
+    if args.explain:
+        from pipeline.serve.explain import explain, describe_explanation
+
+        explained = explain(result, bundle, heatmaps=False)  # heatmaps are pictures: the dashboard's
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if explained is not None:
+            out["explanation"] = explained.to_json()
+        print(json.dumps(out, indent=2))
     else:
         from pipeline.serve.inference import describe
 
         print(describe(result))
+        if explained is not None:
+            print(describe_explanation(explained))
     if not (result.audio.ok or result.video.ok):
         print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
               f"video: {result.video.status}", file=sys.stderr)
@@ -170,6 +180,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_train_faces(args: argparse.Namespace) -> int:
     import dataclasses
 
+    import yaml
+
     from pipeline.core.corpora import scan
     from pipeline.research.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
 
@@ -178,9 +190,16 @@ def _cmd_train_faces(args: argparse.Namespace) -> int:
         raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
     if args.init_from and not Path(args.init_from).is_file():
         raise UserError(f"--init-from {args.init_from}: no such model file")
+    hparams = {}
+    for item in args.hparam or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--hparam {item!r}: expected KEY=VALUE (e.g. label_smoothing=0.1)")
+        hparams[key] = yaml.safe_load(value)
     config = FaceTrainingConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, variant=args.variant or args.model,
-                                init_from=str(args.init_from or ""))
+                                init_from=str(args.init_from or ""), hparams=hparams, seed=args.seed,
+                                class_weight_power=args.class_weight_power)
     params = dataclasses.replace(FER_PARAMS, crop_size=args.size)
     fold = train_faces(frame, args.out, params=params, config=config, progress=not args.quiet,
                        root=str(args.root))
@@ -291,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="add why: valence/arousal of each answer, the voice's cue-group contributions, the face "
+                        "model's per-frame answers (docs/explain.md)")
     p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
     p.add_argument("--detector", choices=["mtcnn", "haar"],
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
@@ -326,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=2e-3,
                    help="peak learning rate of the cosine schedule (default 2e-3)")
     p.add_argument("--init-from", help="model.keras of a finished run to start from (warm start, same model)")
+    p.add_argument("--seed", type=int, default=13,
+                   help="training seed (default 13); the validation split always uses seed 13")
+    p.add_argument("--class-weight-power", type=float, default=0.5,
+                   help="class weights (n / (k n_c)) ** POWER: 0 none, 0.5 square root (default), 1 balanced")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE",
+                   help="model hyperparameter, repeatable (face_cnn: augment, blur, erase, label_smoothing, ...)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")

@@ -220,7 +220,8 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
     results = [BranchResult(SILENT, {}, "this window is silent") if s
                else BranchResult(t, {}, "the rest of the analysis window holds no voice (silence or padding)") if t
                else BranchResult(OK, _probabilities(params.classes, w.proba), notes=w.notes,
-                                 normalisation=w.normalisation, conditions=w.conditions)
+                                 normalisation=w.normalisation, conditions=w.conditions,
+                                 model_input=w.features, model_mode=w.mode)
                for w, s, t in zip(answers, silent, short)]
     return _AudioOut(y, results, mfcc, mfcc_t, notes)
 
