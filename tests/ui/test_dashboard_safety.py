@@ -239,3 +239,105 @@ def test_the_end_of_a_session_removes_its_recording(app_env, bundle_meta: Path, 
     caching.clear_session_resource_cache("test session id")  # what Streamlit does on disconnect
     assert not Path(recorder.path).exists()
     assert list(temp_folder.glob("ave-recording-*")) == []
+
+
+# --------------------------------------------------------------------------- folders
+def _sidebar_texts(at: Any) -> list[str]:
+    return [str(o) for box in at.sidebar.selectbox for o in box.options]
+
+
+def test_folders_are_chosen_among_configured_ones_by_label(app_env, monkeypatch, tmp_path: Path,
+                                                           bundle_meta: Path) -> None:
+    elsewhere = tmp_path / "teaching" / "clips"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "data" / "ravdess").mkdir(parents=True)
+    monkeypatch.setenv("AVE_CORPORA", f"class clips={elsewhere}")
+    monkeypatch.delenv("AVE_FREE_PATHS", raising=False)
+    at = app_env("data", bundle=bundle_meta, data=tmp_path / "data")
+    assert not at.exception, at.exception
+    assert not at.text_input  # no typed folders
+    assert at.selectbox(key="sb_corpus").options == ["synthetic", "ravdess", "class clips"]
+    shown = "\n".join(_sidebar_texts(at) + [str(e.value) for e in (*at.info, *at.caption, *at.markdown)])
+    assert str(tmp_path) not in shown  # labels, never server paths
+    at.selectbox(key="sb_corpus").select("class clips").run()
+    assert not at.exception, at.exception
+    assert at.session_state["settings"].corpus_root == elsewhere
+
+
+def test_free_paths_only_when_the_operator_says_so(app_env, monkeypatch, tmp_path: Path, bundle_meta: Path) -> None:
+    from dashboard import folders
+
+    monkeypatch.setenv("AVE_FREE_PATHS", "1")
+    at = app_env("data", bundle=bundle_meta)
+    assert folders.OTHER in at.selectbox(key="sb_corpus").options
+    at.selectbox(key="sb_corpus").select(folders.OTHER).run()
+    assert not at.exception, at.exception
+    typed = at.text_input(key="sb_corpus_typed")
+    typed.set_value(str(tmp_path)).run()
+    assert at.session_state["settings"].corpus_root == tmp_path
+
+
+def test_unconfigured_folders_are_refused_before_any_read(monkeypatch, tmp_path: Path, bundle_meta: Path) -> None:
+    """A bundle is unpickled, a corpus scanned and its files played only from configured
+    folders (whatever reaches the functions, e.g. a forged session state)."""
+    from dashboard import folders, state
+    from pipeline.serve.bundle import BundleError
+
+    monkeypatch.delenv("AVE_FREE_PATHS", raising=False)
+    monkeypatch.setenv("AVE_BUNDLE", str(bundle_meta))
+    monkeypatch.setenv("AVE_DATA", str(tmp_path / "data"))
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "bundle.json").write_text((bundle_meta / "bundle.json").read_text())
+    with pytest.raises(BundleError, match="not one the operator configured"):
+        folders.check_bundle(planted)
+    with pytest.raises(BundleError, match="not one the operator configured"):
+        state.bundle(planted)
+    folders.check_bundle(bundle_meta)  # the configured one
+    with pytest.raises(folders.FolderRefused):
+        folders.check_corpus("/")
+    with pytest.raises(folders.FolderRefused):
+        folders.check_corpus_file("/etc/passwd")
+    folders.check_corpus_file(tmp_path / "data" / "synthetic" / "Actor_01" / "a.wav")
+    monkeypatch.setenv("AVE_FREE_PATHS", "1")
+    folders.check_bundle(planted)
+    folders.check_corpus("/")
+
+
+def test_messages_name_folders_by_label(monkeypatch, tmp_path: Path, bundle_meta: Path) -> None:
+    from dashboard import folders
+
+    monkeypatch.setenv("AVE_BUNDLE", str(bundle_meta))
+    said = folders.scrub(f"bundle {bundle_meta} is incomplete: audio/model.keras is missing")
+    assert str(tmp_path) not in said and "«bundle»" in said
+
+
+def test_the_data_table_shows_paths_inside_the_corpus(app_env, monkeypatch, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dashboard import state
+
+    from test_pages import _write_wav
+
+    root = tmp_path / "data" / "synthetic"
+    (root / "Actor_01").mkdir(parents=True)
+    _write_wav(root / "Actor_01" / "a.wav")
+    rows = [{"clip_id": "synthetic:1", "corpus": "synthetic", "actor": "01", "gender": "male", "emotion": "happy",
+             "intensity": "normal", "channel": "speech", "statement": "01", "repetition": "01",
+             "audio_path": str(root / "Actor_01" / "a.wav"), "video_path": "", "landmarks_path": ""}]
+    monkeypatch.setattr(state, "manifest", lambda kind, where: pd.DataFrame(rows))
+    at = app_env("data", data=tmp_path / "data")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["audio_path"].tolist() == ["Actor_01/a.wav"]
+
+
+def test_served_on_the_network_says_so(app_env, monkeypatch) -> None:
+    import streamlit
+
+    at = app_env("about")
+    assert not any("served on the network" in w.value for w in at.sidebar.warning)
+    monkeypatch.setattr(streamlit, "get_option",
+                        lambda key, _get=streamlit.get_option: "0.0.0.0" if key == "server.address" else _get(key))
+    at.run()
+    assert any("served on the network and has no login" in w.value for w in at.sidebar.warning)
