@@ -11,6 +11,19 @@ from pipeline.core import circumplex
 
 from dashboard.charts import EMOTION_COLOURS, _colour, _layout
 
+#: How each branch's answer is said: the voice sounds, the face looks, the fused answer
+#: comes across as.
+VERBS: dict[str, str] = {"audio": "The voice sounds", "video": "The face looks",
+                         "fused": "The fused answer comes across as"}
+
+
+def answer_sentence(branch: str, emotion: str, probability: float, bundle_name: str = "") -> str:
+    """One plain sentence naming the branch's answer, e.g. "The voice sounds **sad**
+    (22% sure)"; ``bundle_name`` (when given) names the models that said it."""
+    who = f", according to the **{bundle_name}** models" if bundle_name else ""
+    return f"{VERBS.get(branch, 'The answer is')} **{emotion}** ({100 * probability:.0f}% sure){who}."
+
+
 #: Marker colour of each answer on the plane.
 ANSWER_COLOURS: dict[str, str] = {"audio": "#3c6fb6", "video": "#e07b39", "fused": "#222222"}
 ANSWER_NAMES: dict[str, str] = {"audio": "voice", "video": "face", "fused": "fused answer"}

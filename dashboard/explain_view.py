@@ -12,19 +12,7 @@ import streamlit as st
 from pipeline.core import circumplex
 
 from dashboard import explain_charts
-
-#: How each branch's answer is said: the voice sounds, the face looks, the fused answer
-#: comes across as.
-VERBS: dict[str, str] = {"audio": "The voice sounds", "video": "The face looks",
-                         "fused": "The fused answer comes across as"}
-
-
-def answer_sentence(branch: str, emotion: str, probability: float, bundle_name: str = "") -> str:
-    """One plain sentence naming the branch's answer, e.g. "The voice sounds **sad**
-    (22% sure)"; ``bundle_name`` (when given) names the models that said it."""
-    who = f", according to the **{bundle_name}** models" if bundle_name else ""
-    return f"{VERBS.get(branch, 'The answer is')} **{emotion}** ({100 * probability:.0f}% sure){who}."
-
+from dashboard.explain_charts import answer_sentence
 
 def explanation_of(analysis: Any, bundle_dir: str, heatmaps: bool = True) -> Any:
     """The :class:`pipeline.serve.explain.Explanation` of ``analysis``, computed once per

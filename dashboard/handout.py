@@ -40,8 +40,6 @@ def build(analysis: Any, explanation: Any, crops_with_heat: Sequence[np.ndarray]
     """The handout's HTML for ``analysis`` and its ``explanation``
     (:class:`pipeline.serve.explain.Explanation`); ``crops_with_heat``: the face crops
     with their heatmaps laid over (uint8 RGB)."""
-    from dashboard.explain_view import VERBS
-
     info = analysis.bundle or {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -52,9 +50,9 @@ def build(analysis: Any, explanation: Any, crops_with_heat: Sequence[np.ndarray]
              f"analysed by bundle <b>{html.escape(str(info.get('name', '?')))}</b> "
              f"(<code>{html.escape(str(info.get('id', '?')))}</code>).</p>",
              "<h2>The answers</h2><ul>",
-             _answer("Voice", VERBS["audio"], analysis.audio),
-             _answer("Face", VERBS["video"], analysis.video),
-             _answer("Fused", VERBS["fused"], analysis.fused), "</ul>"]
+             _answer("Voice", explain_charts.VERBS["audio"], analysis.audio),
+             _answer("Face", explain_charts.VERBS["video"], analysis.video),
+             _answer("Fused", explain_charts.VERBS["fused"], analysis.fused), "</ul>"]
     if analysis.frames is not None and len(analysis.frames):
         parts.append("<h2>What the system saw</h2><p>"
                      + "".join(f"<img src='{png_data_uri(f)}' width='160' alt='frame'>" for f in analysis.frames[:8])

@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, explain_view, state, text
+from dashboard import calibration, charts, explain_charts, explain_view, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -223,7 +223,7 @@ def prediction_panel(title: str, result: Any, classes: list[str], key: str, expl
     st.caption(explain)
     if result.ok and result.probabilities:
         emotion, p = result.winner
-        st.markdown(explain_view.answer_sentence(key.removeprefix("p_"), emotion, p)
+        st.markdown(explain_charts.answer_sentence(key.removeprefix("p_"), emotion, p)
                     + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
         for note in getattr(result, "notes", []) or []:
             st.warning(f"{note[0].upper()}{note[1:]}: no sure answer for this input.", icon=":material/hearing:")

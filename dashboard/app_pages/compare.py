@@ -26,10 +26,10 @@ def column(side: str, name: str, analysis: Any, bundle_dir: str) -> None:
     st.markdown(f"### {side}: {text.plain(name)}")
     for branch, result in (("audio", analysis.audio), ("video", analysis.video), ("fused", analysis.fused)):
         if result.ok:
-            st.markdown(explain_view.answer_sentence(branch, *result.winner)
+            st.markdown(explain_charts.answer_sentence(branch, *result.winner)
                         + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
         else:
-            st.markdown(f"{explain_view.VERBS[branch].split(' ')[1].capitalize()}: no answer ({result.status}).")
+            st.markdown(f"{explain_charts.VERBS[branch].split(' ')[1].capitalize()}: no answer ({result.status}).")
     if not (analysis.audio.ok or analysis.video.ok):
         return
     ex = explain_view.explanation_of(analysis, bundle_dir)

@@ -103,7 +103,7 @@ def test_live_page_tells_the_truth_about_the_bundle(app_env) -> None:
 
 
 def test_answer_sentences_fit_the_branch() -> None:
-    from dashboard.explain_view import answer_sentence
+    from dashboard.explain_charts import answer_sentence
 
     assert answer_sentence("audio", "sad", 0.4).startswith("The voice sounds **sad**")
     assert answer_sentence("video", "happy", 0.9).startswith("The face looks **happy**")
