@@ -12,7 +12,7 @@ from typing import Any, Callable
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, live_engine, state
+from dashboard import calibration, charts, folders, live_engine, state, text
 
 REFRESH_SECONDS = 1.0
 
@@ -116,7 +116,7 @@ def main() -> None:
                + live_caveat(state.bundle_meta(str(settings.bundle)).get("name", "")
                              if state.bundle_exists(settings.bundle) else ""))
     if not state.bundle_exists(settings.bundle):
-        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo`, then come back.",
+        st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo`, then come back.",
                 icon=":material/model_training:")
         return
     from pipeline.serve.bundle import BundleError
@@ -125,7 +125,7 @@ def main() -> None:
         bundle = state.bundle(settings.bundle)
         detector = detector_for_session()
     except (BundleError, RuntimeError) as err:
-        st.error(str(err))
+        st.error(text.plain(folders.scrub(err)))
         return
     calibration.panel(str(settings.bundle), "live")
     holder = holder_for(bundle)
