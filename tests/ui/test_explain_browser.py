@@ -97,6 +97,6 @@ def test_compare_two_takes_and_download_the_handout(real_server: str, shared_dat
         offline.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:")
                       else route.continue_())
         offline.goto(saved.as_uri())
-        expect(offline.get_by_text("What in the voice")).to_be_visible()
+        expect(offline.get_by_role("heading", name="What in the voice")).to_be_visible()
         expect(offline.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
         browser.close()
