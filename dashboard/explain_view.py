@@ -11,7 +11,7 @@ import streamlit as st
 
 from pipeline.core import circumplex
 
-from dashboard import explain_charts
+from dashboard import explain_charts, text
 from dashboard.explain_charts import answer_sentence
 
 def explanation_of(analysis: Any, bundle_dir: str, heatmaps: bool = True) -> Any:
@@ -149,8 +149,14 @@ def render(analysis: Any, bundle_dir: str, key: str = "why") -> Any:
     """The "why this answer" section under an analysis; returns the explanation."""
     if not (analysis.audio.ok or analysis.video.ok):
         return None
+    from pipeline.serve.bundle import BundleError
+
     st.subheader("5. Why this answer")
-    ex = explanation_of(analysis, bundle_dir)
+    try:
+        ex = explanation_of(analysis, bundle_dir)
+    except BundleError as err:
+        st.info(f"No explanation: it is computed from the models, which cannot be loaded ({text.plain(err)}).")
+        return None
     classes = list(analysis.bundle.get("classes") or analysis.fused.probabilities)
     render_plane(ex, classes, key)
     render_voice(ex, analysis, key, bundle_dir)

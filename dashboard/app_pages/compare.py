@@ -32,7 +32,13 @@ def column(side: str, name: str, analysis: Any, bundle_dir: str) -> None:
             st.markdown(f"{explain_charts.VERBS[branch].split(' ')[1].capitalize()}: no answer ({result.status}).")
     if not (analysis.audio.ok or analysis.video.ok):
         return
-    ex = explain_view.explanation_of(analysis, bundle_dir)
+    from pipeline.serve.bundle import BundleError
+
+    try:
+        ex = explain_view.explanation_of(analysis, bundle_dir)
+    except BundleError as err:
+        st.info(f"No explanation: the models cannot be loaded ({text.plain(err)}).")
+        return
     classes = list(analysis.bundle.get("classes") or analysis.fused.probabilities)
     explain_view.render_plane(ex, classes, f"cmp_{side}")
     if ex.voice is not None:

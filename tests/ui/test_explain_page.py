@@ -109,3 +109,16 @@ def test_answer_sentences_fit_the_branch() -> None:
     assert answer_sentence("audio", "sad", 0.4).startswith("The voice sounds **sad**")
     assert answer_sentence("video", "happy", 0.9).startswith("The face looks **happy**")
     assert answer_sentence("fused", "angry", 0.5).startswith("The fused answer comes across as **angry**")
+
+
+def test_without_loadable_models_the_page_says_so(app_env, monkeypatch, bundle_meta: Path, analysis_factory) -> None:
+    """A bundle.json without its model files: the answer still shows, the explanation says
+    why it cannot be computed (it needs the models), and nothing crashes."""
+    from dashboard import state
+
+    monkeypatch.setattr(state, "analyze", lambda data, bundle_dir, detector="bundle", **kw: analysis_factory())
+    at = app_env("analyze", bundle=bundle_meta)
+    at.file_uploader(key="upload").set_value(("clip.wav", b"RIFF....WAVE", "audio/wav")).run()
+    assert not at.exception, at.exception
+    assert any("Why this answer" in h.value for h in at.subheader)
+    assert any("No explanation" in i.value for i in at.info)
