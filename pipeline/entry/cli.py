@@ -108,6 +108,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- predict
+def check_media(clip: Path) -> None:
+    """Refuse what ``predict`` cannot answer before loading anything: an empty file, one
+    PyAV cannot open (or an image that cannot be read), a container with neither sound
+    nor pictures. Reads the header only (:func:`pipeline.core.media.probe`). Raises
+    :class:`pipeline.core.media.MediaError` with a one-line reason."""
+
+    if media.is_image(clip):
+        media.load_image(clip)
+        return
+    info = media.probe(clip)
+    if not (info.has_audio or info.has_video):
+        raise media.MediaError(f"{clip} holds neither an audio nor a video track")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     clip = Path(args.clip)
     if not clip.exists():
@@ -118,6 +132,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
+    check_media(clip)  # before any model loads: a refusal costs a fraction of a second
 
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import analyze
