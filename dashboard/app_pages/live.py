@@ -12,7 +12,7 @@ from typing import Any, Callable
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, live_engine, state
+from dashboard import calibration, charts, folders, live_engine, state, text
 
 REFRESH_SECONDS = 1.0
 
@@ -101,7 +101,7 @@ def main() -> None:
                "on **synthetic** faces and voices: expect them to be wrong about real people.")
     settings = state.settings()
     if not state.bundle_exists(settings.bundle):
-        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo`, then come back.",
+        st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo`, then come back.",
                 icon=":material/model_training:")
         return
     from pipeline.serve.bundle import BundleError
@@ -110,7 +110,7 @@ def main() -> None:
         bundle = state.bundle(settings.bundle)
         detector = detector_for_session()
     except (BundleError, RuntimeError) as err:
-        st.error(str(err))
+        st.error(text.plain(folders.scrub(err)))
         return
     calibration.panel(str(settings.bundle), "live")
     holder = holder_for(bundle)

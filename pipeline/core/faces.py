@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -40,18 +40,25 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 N_LANDMARKS = 68
+#: The five facial points of :attr:`Box.keypoints`, in order (MTCNN's names; "left" is
+#: the image's left, as MTCNN reports them).
+KEYPOINTS: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
 @dataclass(frozen=True)
 class Box:
     """An axis-aligned box in pixels: ``x0, y0`` top-left, ``x1, y1`` bottom-right
-    (exclusive), ``score`` the detector's confidence in [0, 1] (1.0 for landmarks)."""
+    (exclusive), ``score`` the detector's confidence in [0, 1] (1.0 for landmarks),
+    ``keypoints`` the detector's five facial points ``(x, y)`` in the same pixels, in
+    the order of :data:`KEYPOINTS` (MTCNN gives them; None for other finders and for
+    boxes interpolated between detections)."""
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float = 1.0
+    keypoints: tuple[tuple[float, float], ...] | None = None
 
     @property
     def width(self) -> float:
@@ -72,7 +79,8 @@ class Box:
     def scaled(self, sx: float, sy: float | None = None) -> "Box":
         """The same box with x multiplied by ``sx`` and y by ``sy`` (default ``sx``)."""
         sy = sx if sy is None else sy
-        return Box(self.x0 * sx, self.y0 * sy, self.x1 * sx, self.y1 * sy, self.score)
+        points = None if self.keypoints is None else tuple((x * sx, y * sy) for x, y in self.keypoints)
+        return Box(self.x0 * sx, self.y0 * sy, self.x1 * sx, self.y1 * sy, self.score, points)
 
     def as_tuple(self) -> tuple[int, int, int, int]:
         """Integer ``(x0, y0, x1, y1)``, the form :class:`~pipeline.core.video.VideoSample` keeps
@@ -154,8 +162,11 @@ class MtcnnDetector:
         for face in found or []:
             x0, y0, x1, y1 = (float(v) for v in face["box"])
             score = float(face.get("confidence", 0.0))
+            points = face.get("keypoints") or {}
+            keypoints = (tuple((float(points[k][0]), float(points[k][1])) for k in KEYPOINTS)
+                         if all(k in points for k in KEYPOINTS) else None)
             if score >= self.min_confidence and x1 > x0 and y1 > y0:
-                boxes.append(Box(x0, y0, x1, y1, score))
+                boxes.append(Box(x0, y0, x1, y1, score, keypoints))
         return boxes
 
 
@@ -352,7 +363,7 @@ def downscaled(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float
 DETECT_BATCH: int = 16
 
 
-def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: int | None) -> list[list[Box]]:
+def _detect_batched(detector: FaceDetector, images: Sequence[np.ndarray], max_side: int | None) -> list[list[Box]]:
     """:func:`detect_scaled` of every image, in batches of :data:`DETECT_BATCH`
     same-sized images when the detector has ``detect_batch`` (MTCNN), else one by one.
     A batch that fails is retried image by image (so one bad frame never sinks a clip)."""
@@ -383,6 +394,91 @@ def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: 
     return [boxes or [] for boxes in out]
 
 
+#: Longer side (pixels) of the finer pass for frames where the first pass (frames shrunk
+#: to ``max_side``, 320 px in serving) found nothing: MTCNN's smallest face is 20 px, so
+#: at 960 px faces from 1/48 of the frame's long side are found (1/16 at 320 px).
+FINE_SIDE: int = 960
+#: Frames of one :func:`detect_many` call that try the slower passes
+#: (:func:`detect_rescue`) before they are given up as faceless: once one of them finds
+#: a face every frame without one tries them; if none of the first ``RESCUE_PROBE`` does,
+#: the rest do not (a clip with no face pays at most this many extra passes).
+RESCUE_PROBE: int = 3
+#: Border added on each side (a fraction of the longer side, edge pixels repeated) for
+#: the whole-image view of a face that fills the frame: MTCNN needs some context around
+#: a face and misses one cut at the chin and hairline.
+PAD_FRACTION: float = 0.25
+
+
+def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: int | None, *,
+                rescue: bool = True) -> list[list[Box]]:
+    """Every face in each of ``images`` (in their own pixels): a first pass on images
+    shrunk to ``max_side`` (batched, :func:`_detect_batched`), then, with ``rescue``,
+    :func:`detect_rescue` on the images where it found nothing, bounded by
+    :data:`RESCUE_PROBE`."""
+    out = _detect_batched(detector, images, max_side)
+    if not rescue:
+        return out
+    misses = [i for i, boxes in enumerate(out) if not boxes]
+    rescued = False
+    for tried, i in enumerate(misses):
+        if not rescued and tried >= RESCUE_PROBE:
+            break
+        out[i] = detect_rescue(detector, np.asarray(images[i]), max_side)
+        rescued = rescued or bool(out[i])
+    return out
+
+
+def landmarks_plausible(box: Box) -> bool:
+    """True when ``box.keypoints`` (see :data:`KEYPOINTS`) lie in an
+    upright face's layout: eyes above the nose, nose above the mouth corners, the eyes
+    at least a fifth of the box's width apart, every point inside the box (10% slack).
+    False without keypoints."""
+    if box.keypoints is None or len(box.keypoints) != 5 or box.width <= 0 or box.height <= 0:
+        return False
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = box.keypoints
+    sx, sy = 0.1 * box.width, 0.1 * box.height
+    inside = all(box.x0 - sx <= x <= box.x1 + sx and box.y0 - sy <= y <= box.y1 + sy for x, y in box.keypoints)
+    eyes_y, mouth_y = (ly + ry) / 2.0, (mly + mry) / 2.0
+    return bool(inside and max(ly, ry) < ny < min(mly, mry) and eyes_y < mouth_y
+                and abs(rx - lx) >= 0.2 * box.width and min(lx, rx) < nx < max(lx, rx) + 0.25 * box.width)
+
+
+def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None) -> list[Box]:
+    """The slower passes for an image in which the first pass (at ``max_side``) found no
+    face, in order, the first that finds one winning:
+
+    1. a **finer pass** at :data:`FINE_SIDE` when the image is at least 1.5 times
+       ``max_side`` (a small face in a large frame);
+    2. a **whole-image view**: the image (at ``max_side``) with :data:`PAD_FRACTION` of
+       border added (a face filling the frame, a tight face photo); a face found there
+       counts only when its landmarks are a face's
+       (:func:`landmarks_plausible`; finders without landmarks,
+       Haar, get nothing from this view), its box is cut to the image.
+
+    Boxes in ``rgb``'s pixels."""
+    import cv2
+
+    rgb = _check_image(rgb)
+    height, width = rgb.shape[:2]
+    if max_side and max(height, width) >= 1.5 * max_side:
+        found = detect_scaled(detector, rgb, max(FINE_SIDE, max_side))
+        if found:
+            return found
+    small, scale = downscaled(rgb, max_side)
+    pad = int(round(PAD_FRACTION * max(small.shape[:2])))
+    view = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    out = []
+    for box in detect_scaled(detector, view, None):
+        if not landmarks_plausible(box):
+            continue
+        points = None if box.keypoints is None else tuple((x - pad, y - pad) for x, y in box.keypoints)
+        inside = Box(max(0.0, box.x0 - pad), max(0.0, box.y0 - pad), min(float(small.shape[1]), box.x1 - pad),
+                     min(float(small.shape[0]), box.y1 - pad), box.score, points)
+        if inside.area >= 0.25 * box.area:  # mostly in the picture, not in the border
+            out.append(inside.scaled(1.0 / scale) if scale != 1.0 else inside)
+    return out
+
+
 def detect_scaled(detector: FaceDetector, rgb: np.ndarray, max_side: int | None) -> list[Box]:
     """Run ``detector`` on ``rgb`` downscaled so its longer side is at most ``max_side``
     (speed), returning boxes in ``rgb``'s own pixels. A detector error on a frame is
@@ -405,12 +501,17 @@ class FaceTrack:
     ``counts`` the number of faces the finder returned on each frame it ran on;
     ``faces_seen`` how many people were in view (the median count over those frames
     that had a face, rounded up, so one spurious hit does not add a person);
-    ``decided_by`` ``"size"`` or ``"centre"``: what picked the followed face."""
+    ``decided_by`` ``"size"`` or ``"centre"``: what picked the followed face;
+    ``keys`` the frames the finder ran on and ``chosen`` the followed face's raw
+    detection on each (with the finder's keypoints; None where it found none), what
+    :mod:`pipeline.core.face_checks` examines."""
 
     boxes: list[Box | None]
     counts: list[int]
     faces_seen: int
     decided_by: str = "size"
+    keys: list[int] = field(default_factory=list)
+    chosen: list[Box | None] = field(default_factory=list)
 
     @property
     def note(self) -> str:
@@ -483,7 +584,7 @@ def track_from_detections(keys: Sequence[int], found: Sequence[Sequence[Box]], n
     with_face = [c for c in counts if c > 0]
     seen = int(math.ceil(float(np.median(with_face)))) if with_face else 0
     return FaceTrack([None if b is None else square_box(b, margin, (width, height)) for b in tracked],
-                     counts, seen, decided_by)
+                     counts, seen, decided_by, [int(k) for k in keys], chosen)
 
 
 def face_box(rgb: np.ndarray, detector: FaceDetector, margin: float = 0.15,

@@ -23,13 +23,13 @@ form: crops or a :class:`pipeline.core.media.MediaError`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pipeline.core import faces, media
+from pipeline.core import face_checks, faces, media
 from pipeline.core.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,10 @@ UNDECODABLE = "the video stream cannot be decoded"
 NO_FRAMES = "the video stream holds no frames"
 NO_FACE = "no face found in any frame"
 FEW_FACES = "a face was found in too few frames"
+FACE_TURNED = "the face is not upright (upside down or on its side) and could not be read turned upright"
 
 #: Statuses that mean "a video, but no usable face" (the branch abstains, no error).
-FACE_STATUSES = (NO_FACE, FEW_FACES)
+FACE_STATUSES = (NO_FACE, FEW_FACES, FACE_TURNED)
 #: Why a file whose only picture is a still (cover art, one frame) has "no video track".
 STILL_DETAIL = "the file's only picture is a still (cover art or a single frame), not a moving face"
 
@@ -65,7 +66,9 @@ class VideoSample:
     found (``landmarks``, ``mtcnn``, ``haar``, ``full frame``...); ``n_decoded`` how
     many frames the decoder produced; ``faces_seen`` how many faces were in view (one
     is followed, :func:`pipeline.core.faces.choose_face`) and ``faces_note`` the sentence
-    saying so when there were several ("2 faces seen; following the larger one").
+    saying so when there were several ("2 faces seen; following the larger one");
+    ``face_notes`` what the face checks found (turned upright, lower face or eyes
+    hidden: :mod:`pipeline.core.face_checks`).
     """
 
     frames: np.ndarray
@@ -82,6 +85,12 @@ class VideoSample:
     #: When ``frames`` holds only some of the sample's frames (for display, long clips),
     #: their indices into ``times`` / ``boxes`` / ``crops``; None when it holds them all.
     display_index: np.ndarray | None = None
+    #: Plain notes about the face itself that keep the answer from being "sure" ("the
+    #: lower face is hidden ..."; :func:`pipeline.core.face_checks.hidden_parts`), and
+    #: the turn that made it upright when it was not.
+    face_notes: list[str] = field(default_factory=list)
+    #: Degrees the frames were turned clockwise to make the face upright (0, 90, 180, 270).
+    turn: int = 0
 
     @property
     def ok(self) -> bool:
@@ -261,38 +270,67 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
                        video_size: tuple[int, int] = (0, 0), landmarks_path: str | Path | None = None,
                        detector: faces.FaceDetector | None = None, full_frame: bool = False, every: int = 3,
                        min_face_fraction: float = 0.25, n_decoded: int | None = None,
-                       notes: list[str] | None = None, track: faces.FaceTrack | None = None) -> VideoSample:
+                       notes: list[str] | None = None, track: faces.FaceTrack | None = None,
+                       display_side: int | None = None) -> VideoSample:
     """The face half of :func:`clip_frames` for frames already sampled: boxes (landmarks,
     else ``detector`` tracked over every ``every``-th frame, else whole frames with
-    ``full_frame``), crops and status. ``frames`` (n, h, w, 3) uint8 at display size,
-    ``times`` (n,) s, ``video_size`` the original ``(width, height)`` the landmarks
-    are in (0 = the frames' own size). Use it for windows of a long clip decoded once;
-    ``track``: the detector's track of these frames when the caller already ran it
+    ``full_frame``), crops and status. ``frames`` (n, h, w, 3) uint8, ``times`` (n,) s,
+    ``video_size`` the original ``(width, height)`` the landmarks are in (0 = the
+    frames' own size). Use it for windows of a long clip decoded once; ``track``: the
+    detector's track of these frames when the caller already ran it
     (:func:`face_samples` detects on many windows' frames in one batch).
+
+    With a detector, the face is checked (:func:`pipeline.core.face_checks.check_faces`):
+    a face upside down or on its side is turned upright (the frames are turned and the
+    face found again; status :data:`FACE_TURNED` when it is then lost), hidden mouth or
+    eyes go to ``face_notes``; a clip where no face is found upright is also searched
+    turned (:func:`find_turn`). Crops are cut from ``frames`` as given (finer frames give
+    finer crops of a small face); the returned ``frames`` and ``boxes`` are shrunk to
+    ``display_side`` pixels (longer side) when it is set.
     """
     n, size = len(frames), params.crop_size
     notes = list(notes or [])
     n_decoded = n if n_decoded is None else n_decoded
     if full_frame:
-        return VideoSample(frames=frames, times=times, boxes=[None] * n, crops=resize_frames(frames, size),
-                           frames_with_face=0, status=OK, detail="; ".join(notes), method="full frame",
-                           n_decoded=n_decoded)
+        return _for_display(VideoSample(frames=frames, times=times, boxes=[None] * n,
+                                        crops=resize_frames(frames, size), frames_with_face=0, status=OK,
+                                        detail="; ".join(notes), method="full frame", n_decoded=n_decoded),
+                            display_side)
     boxes = _landmark_boxes(landmarks_path, times, frames, video_size, params.crop_margin, notes) if landmarks_path else None
     method = "landmarks"
     seen, seen_note = (1, "") if boxes is not None else (0, "")  # a landmark file tracks one face
+    face_notes: list[str] = []
+    turn = 0
     if boxes is None:
         detector = detector if detector is not None else faces.MtcnnDetector()
         method = getattr(detector, "name", type(detector).__name__)
         if track is None:
             track = faces.track_faces(frames, detector, every=every, margin=params.crop_margin)
+        if not any(b is not None for b in track.boxes):
+            turn = find_turn(frames, detector)
+        elif track.chosen:
+            turn = face_checks.check_faces([frames[k] for k in track.keys], track.chosen).turn
+        if turn:
+            frames = np.stack([face_checks.turned(f, turn) for f in frames])
+            track = faces.track_faces(frames, detector, every=every, margin=params.crop_margin)
+            if not any(b is not None for b in track.boxes):
+                return _for_display(VideoSample(
+                    frames=frames, times=times, boxes=[None] * n, crops=np.zeros((0, size, size, 3), np.uint8),
+                    frames_with_face=0, status=FACE_TURNED, method=method, n_decoded=n_decoded,
+                    detail="; ".join(notes + [f"the face looked turned by {turn} degrees; turned upright, "
+                                              f"{method} no longer found it"])), display_side)
+            face_notes.append(face_checks.TURNED_NOTE[turn])
+        if track.chosen:
+            face_notes += face_checks.check_faces([frames[k] for k in track.keys], track.chosen).notes
         boxes, seen, seen_note = track.boxes, track.faces_seen, track.note
     found = sum(b is not None for b in boxes)
     as_tuples = [None if b is None else b.as_tuple() for b in boxes]
     if found == 0:
-        return VideoSample(frames=frames, times=times, boxes=as_tuples,
-                           crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0, status=NO_FACE,
-                           detail="; ".join(notes + [f"searched {n} frames with {method}"]), method=method,
-                           n_decoded=n_decoded)
+        return _for_display(VideoSample(frames=frames, times=times, boxes=as_tuples,
+                                        crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0,
+                                        status=NO_FACE, method=method, n_decoded=n_decoded,
+                                        detail="; ".join(notes + [f"searched {n} frames with {method}"])),
+                            display_side)
     crops = crops_for(frames, boxes, size)
     status = OK
     if found < max(1, int(np.ceil(min_face_fraction * n))):
@@ -301,32 +339,71 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
     notes.append(f"face found in {found} of {n} frames ({method})")
     if seen_note:
         notes.append(seen_note)
-    return VideoSample(frames=frames, times=times, boxes=as_tuples, crops=crops, frames_with_face=found,
-                       status=status, detail="; ".join(notes), method=method, n_decoded=n_decoded,
-                       faces_seen=max(seen, 1), faces_note=seen_note)
+    return _for_display(VideoSample(frames=frames, times=times, boxes=as_tuples, crops=crops,
+                                    frames_with_face=found, status=status, detail="; ".join(notes + face_notes),
+                                    method=method, n_decoded=n_decoded, faces_seen=max(seen, 1),
+                                    faces_note=seen_note, face_notes=face_notes, turn=turn), display_side)
+
+
+#: Frames of a clip (evenly spread) searched turned when no face is found upright.
+TURN_PROBE: int = 2
+
+
+def find_turn(frames: np.ndarray | Sequence[np.ndarray], detector: faces.FaceDetector) -> int:
+    """The clockwise turn (90, 180 or 270 degrees) under which ``detector`` finds a face
+    whose landmarks are a face's (:func:`pipeline.core.faces.landmarks_plausible`;
+    any face for finders without landmarks) in up to :data:`TURN_PROBE` of ``frames``
+    (evenly spread), when it found none upright; 0 when no turn shows one. At most
+    ``3 * TURN_PROBE`` detector passes at :data:`DETECT_SIDE`."""
+    n = len(frames)
+    if n == 0:
+        return 0
+    probe = sorted({int(round(x)) for x in np.linspace(0, n - 1, TURN_PROBE + 2)[1:-1]}) or [0]
+    for turn in (180, 90, 270):
+        for i in probe:
+            found = faces.detect_scaled(detector, face_checks.turned(np.asarray(frames[i]), turn), DETECT_SIDE)
+            if any(b.keypoints is None or faces.landmarks_plausible(b) for b in found):
+                return turn
+    return 0
+
+
+def _for_display(sample: VideoSample, side: int | None) -> VideoSample:
+    """``sample`` with its frames shrunk so the longer side is at most ``side`` pixels
+    and its boxes scaled alike (crops untouched); unchanged without ``side``."""
+    if not side or sample.frames.ndim != 4 or len(sample.frames) == 0 or max(sample.frames.shape[1:3]) <= side:
+        return sample
+    small = [faces.downscaled(f, side)[0] for f in sample.frames]
+    height, width = sample.frames.shape[1:3]
+    sy, sx = small[0].shape[0] / height, small[0].shape[1] / width
+    sample.frames = np.stack(small)
+    sample.boxes = [None if b is None else faces.Box(*b).scaled(sx, sy).as_tuple() for b in sample.boxes]
+    return sample
 
 
 def face_samples(windows: Sequence[tuple[np.ndarray, np.ndarray]], params: Preprocessing, *,
                  video_size: tuple[int, int] = (0, 0), landmarks_path: str | Path | None = None,
                  detector: faces.FaceDetector | None = None, full_frame: bool = False, every: int = 3,
-                 n_decoded: int | None = None, notes: list[str] | None = None) -> list[VideoSample]:
+                 n_decoded: int | None = None, notes: list[str] | None = None,
+                 display_side: int | None = None) -> list[VideoSample]:
     """:func:`sample_from_frames` of consecutive windows' ``(times (n,), frames (n, h, w,
     3))`` of one clip. With a detector, the windows' frames are tracked as one sequence
     (:func:`pipeline.core.faces.track_faces`: the detector on every ``every``-th frame, boxes
     interpolated between), the detections made in batches
     (:func:`pipeline.core.faces.detect_many`: MTCNN costs about 2.5 times less per frame in a
-    batch), so the followed face carries over from one window to the next."""
+    batch), so the followed face carries over from one window to the next. ``display_side``:
+    see :func:`sample_from_frames`."""
     if not windows:
         return []
     if full_frame or landmarks_path:
         return [sample_from_frames(frames, times, params, video_size=video_size, landmarks_path=landmarks_path,
                                    detector=detector, full_frame=full_frame, every=every,
-                                   n_decoded=n_decoded, notes=notes) for times, frames in windows]
+                                   n_decoded=n_decoded, notes=notes, display_side=display_side)
+                for times, frames in windows]
     detector = detector if detector is not None else faces.MtcnnDetector()
     if len(windows) == 1:
         times, frames = windows[0]
         return [sample_from_frames(frames, times, params, video_size=video_size, detector=detector,
-                                   every=every, n_decoded=n_decoded, notes=notes)]
+                                   every=every, n_decoded=n_decoded, notes=notes, display_side=display_side)]
     # Consecutive windows of one clip: one track over all their frames, the detector on
     # every ``every``-th of them (and the last), so the same person is followed from
     # window to window and the detector runs no more often than inside one window.
@@ -343,10 +420,13 @@ def face_samples(windows: Sequence[tuple[np.ndarray, np.ndarray]], params: Prepr
         mine = [c for k, c in zip(keys, track.counts) if at <= k < at + n]
         with_face = [c for c in mine if c > 0]
         seen = int(np.ceil(np.median(with_face))) if with_face else 0
-        part = faces.FaceTrack(track.boxes[at:at + n], mine, seen, track.decided_by)
+        own = [(k - at, c) for k, c in zip(track.keys, track.chosen) if at <= k < at + n]
+        part = faces.FaceTrack(track.boxes[at:at + n], mine, seen, track.decided_by,
+                               [k for k, _ in own], [c for _, c in own])
         at += n
         out.append(sample_from_frames(frames, times, params, video_size=video_size, detector=detector,
-                                      every=every, n_decoded=n_decoded, notes=notes, track=part))
+                                      every=every, n_decoded=n_decoded, notes=notes, track=part,
+                                      display_side=display_side))
     return out
 
 
@@ -360,8 +440,10 @@ class WindowSampler:
     only the frames each analysis window needs, and hands each window over as soon as
     it is complete, so memory does not grow with the clip's length.
 
-    ``spans``: the windows ``(start, end)`` in seconds from the first frame, consecutive
-    and ``span`` seconds apart (:func:`pipeline.serve.inference.windows`); ``single``: one
+    ``spans``: the windows ``(start, end)`` in seconds from the first frame, sorted and
+    disjoint: a grid ``span`` seconds apart (:func:`pipeline.serve.inference.windows`) or
+    windows that follow the speech (:func:`pipeline.serve.windows.speech_windows`; frames
+    between windows are not kept); ``single``: one
     window over the whole clip, whose pictures last ``spans[0][1]`` seconds (the
     training crop of a short clip: ``n`` frames from its first to its last frame);
     ``spans=None``: the clip's length is unknown (some recordings do not say), so frames
@@ -378,6 +460,7 @@ class WindowSampler:
                  on_window: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
         self.n = int(n)
         self.spans = None if spans is None else [(float(a), float(b)) for a, b in spans]
+        self._starts = [a for a, _ in self.spans or []]
         self.single = bool(single)
         self.span = float(span)
         self.single_until = float(single_until)
@@ -387,7 +470,7 @@ class WindowSampler:
         self._unknown = self.spans is None
         self._current = 0  # window being filled (multi-window mode)
         self._rows: list[tuple[float, np.ndarray]] = []
-        self._next = 0.0
+        self._next = self.spans[0][0] if self.spans and not self.single else 0.0  # the first wanted instant
         self.emitted: list[int] = []
 
     # ---- planning
@@ -403,6 +486,15 @@ class WindowSampler:
             start, end = k * self.span, (k + 1) * self.span
         return np.linspace(start, max(end - self.step, start), self.n)
 
+    def _window_of(self, t: float) -> int:
+        """Index of the window a frame at ``t`` s belongs to: the last one starting at or
+        before it (half a frame interval of slack), the grid's when no spans are known."""
+        if self.spans is None:
+            return int(t // self.span)
+        import bisect
+
+        return max(0, bisect.bisect_right(self._starts, t + self.step / 2) - 1)
+
     def _prefix(self) -> bool:
         return self._unknown and not self.single
 
@@ -413,7 +505,7 @@ class WindowSampler:
             grid = self.span / (2 * self.n)
             self._next = grid * (np.floor(x / grid) + 1)
             return
-        k = 0 if self.single else int(t // self.span)  # the window this frame belongs to
+        k = 0 if self.single else self._window_of(t)  # the window this frame belongs to
         targets = self._targets(k)
         later = targets[targets > x]
         if later.size:
@@ -446,7 +538,7 @@ class WindowSampler:
         self._add_windowed(t, rgb)
 
     def _add_windowed(self, t: float, rgb: np.ndarray) -> None:
-        k = int(t // self.span)
+        k = self._window_of(t)
         if k > self._current:
             self._emit(self._current)
             self._current = k
@@ -478,6 +570,16 @@ class WindowSampler:
         self.on_window(k, times[chosen], frames)
 
 
+#: Most bytes of frames :class:`WindowFaces` holds before finding their faces (the
+#: frames arrive at :data:`FRAME_SIDE`, finer than the display, for small faces).
+PENDING_BYTES: int = 64 * 2**20
+#: Longer side (pixels) of the frames serving decodes for finding faces and cutting
+#: crops (:data:`pipeline.core.faces.FINE_SIDE`): a face of 1/30 of a 4K frame's width is
+#: 32 px here, 11 px at the 320-pixel display size. Frames are shrunk to the display
+#: size once their faces are found.
+FRAME_SIDE: int = faces.FINE_SIDE
+
+
 class WindowFaces:
     """Collects the windows a :class:`WindowSampler` hands over and turns them into
     :class:`VideoSample` s (:func:`face_samples`), ``batch`` windows at a time, keeping
@@ -496,7 +598,8 @@ class WindowFaces:
 
     def __call__(self, k: int, times: np.ndarray, frames: np.ndarray) -> None:
         self._pending.append((k, times, frames))
-        if len(self._pending) >= self.batch:
+        held = sum(f.nbytes for _, _, f in self._pending)
+        if len(self._pending) >= self.batch or held >= PENDING_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -661,20 +764,29 @@ def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceD
     except media.MediaError as err:
         return failed_sample(NOT_READABLE, size, str(err))
     if max(rgb.shape[:2]) <= SMALL_IMAGE_SIDE:
-        if check_small and detector is not None and not detector.detect(small_image_view(rgb)):
-            return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[None],
-                               crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0, status=NO_FACE,
-                               detail="a small image in which the face finder sees no face",
-                               method="whole image", n_decoded=1)
+        face_notes: list[str] = []
+        if check_small and detector is not None:
+            seen = sample_from_frames(small_image_view(rgb)[None], np.zeros(1), params, detector=detector,
+                                      every=1, n_decoded=1)
+            if not seen.ok:
+                return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[None],
+                                   crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0,
+                                   status=seen.status if seen.status == FACE_TURNED else NO_FACE,
+                                   detail="a small image in which the face finder sees no face",
+                                   method="whole image", n_decoded=1)
+            rgb, face_notes = face_checks.turned(rgb, seen.turn), seen.face_notes
         h, w = rgb.shape[:2]
         side = min(h, w)
         y0, x0 = (h - side) // 2, (w - side) // 2
         crop = faces.crop(rgb, faces.Box(x0, y0, x0 + side, y0 + side), size)
         return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[(x0, y0, x0 + side, y0 + side)],
                            crops=crop[None], frames_with_face=1, status=OK,
-                           detail="a small image, taken as the face crop", method="whole image", n_decoded=1)
-    frame, _ = faces.downscaled(rgb, 640)  # the display size: detection and crop work on it
-    return sample_from_frames(frame[None], np.zeros(1), params, detector=detector, every=1, n_decoded=1)
+                           detail="; ".join(["a small image, taken as the face crop"] + face_notes),
+                           method="whole image", n_decoded=1, face_notes=face_notes)
+    # detection and crops on the image at FRAME_SIDE (a small face in a large photo), shown at 640 px
+    frame, _ = faces.downscaled(rgb, FRAME_SIDE)
+    return sample_from_frames(frame[None], np.zeros(1), params, detector=detector, every=1, n_decoded=1,
+                              display_side=640)
 
 
 def face_crops(src: media.Source, params: Preprocessing, landmarks_path: str | Path | None = None,

@@ -119,6 +119,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
+    media.check_input(clip)  # empty, cut short, not media: refused before any model loads
 
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import analyze
@@ -130,12 +131,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         detector = make_detector(args.detector)
     result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    explained = None
+    if args.explain:
+        from pipeline.serve.explain import explain, describe_explanation
+
+        explained = explain(result, bundle, heatmaps=False)  # heatmaps are pictures: the dashboard's
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if explained is not None:
+            out["explanation"] = explained.to_json()
+        print(json.dumps(out, indent=2))
     else:
         from pipeline.serve.inference import describe
 
         print(describe(result))
+        if explained is not None:
+            print(describe_explanation(explained))
     if not (result.audio.ok or result.video.ok):
         print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
               f"video: {result.video.status}", file=sys.stderr)
@@ -231,9 +242,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What to do about a file name that starts with a dash (argparse reads it as an option).
+DASH_HINT = ("hint: a file name that starts with '-' reads as an option; put -- before it, "
+             "e.g. python -m pipeline predict --bundle B -- -name.wav")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the ``--`` hint when a missing or unrecognised argument may be a
+    file name starting with a dash (``-rf.wav``); sub-parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "required: clip" in message or "unrecognized arguments: -" in message \
+                or "expected one argument" in message:
+            message = f"{message}\n{DASH_HINT}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m pipeline",
         description="Audio-visual emotion recognition workbench: corpora, training, "
                     "evaluation and prediction.")
@@ -305,9 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "all-0 fold); also fits the held-out temperatures and the training features' reference")
 
     p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
+    p.epilog = ("An empty, cut-short or non-media file is refused before the bundle loads. A file name "
+                "that starts with '-' needs -- before it: python -m pipeline predict -- -name.wav")
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="add why: valence/arousal of each answer, the voice's cue-group contributions, the face "
+                        "model's per-frame answers (docs/explain.md)")
     p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
     p.add_argument("--detector", choices=["mtcnn", "haar"],
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
