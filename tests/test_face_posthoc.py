@@ -205,3 +205,16 @@ def test_export_carries_a_bundles_voice_branch_whole(tmp_path: Path) -> None:
     assert after == before
     for rel in ("audio/model.joblib", *before["audio"]["calibrated"].values(), before["audio"]["reference"]):
         assert (out / rel).read_bytes() == (real / rel).read_bytes()
+
+
+def test_the_model_card_states_views_and_recalibration() -> None:
+    from pipeline.research.cards import render_card
+
+    video = {"model": "face_cnn", "framework": "keras", "input_kind": "faces", "views": "flip",
+             "scaling": Scaling((1.0, 0.8), (0.0, 0.1)).to_dict(),
+             "metrics": {"protocol": "holdout", "n_folds": 1, "n_test": 10, "accuracy_mean": 0.6, "uar_mean": 0.5,
+                         "macro_f1_mean": 0.5, "ece_mean": 0.02, "recalibration_protocol": "out-of-fold",
+                         "before_recalibration": {"ece": 0.06}, "per_class_ece": {"happy": 0.03, "sad": 0.05}}}
+    card = render_card({"name": "t", "classes": ["happy", "sad"], "models": {"video": video}}, {})
+    assert "**Test-time views**: `flip` (identity, flip)" in card
+    assert "ECE 6.0% before, 2.0% after" in card and "happy 3.0%, sad 5.0%" in card
