@@ -41,9 +41,10 @@ def can_calibrate(meta: dict[str, Any]) -> bool:
 def panel(bundle_dir: str, where: str) -> None:
     """The calibration expander: record or upload calm speech, use it, or forget it.
     Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
-    from dashboard import state
+    from dashboard import state, text
     from pipeline.core.media import MediaError
-    from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS, voice_stats
+    from pipeline.serve.isolation import WorkerCrashed
+    from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS
 
     try:
         meta = state.bundle_meta(bundle_dir)
@@ -72,8 +73,9 @@ def panel(bundle_dir: str, where: str) -> None:
                                       type=["wav", "mp3", "m4a", "ogg", "webm", "flac", "mp4"])
         if source is not None and st.button("Use this as my calm voice", key=f"{where}_use_voice"):
             try:
-                st.session_state[KEY] = voice_stats(source.getvalue(), state.bundle(bundle_dir))
-            except (MediaError, ValueError) as err:
-                st.error(f"Could not calibrate: {err}")
+                # decoded in the worker process, like every file a visitor brings
+                st.session_state[KEY] = state.voice_stats(source.getvalue(), bundle_dir)
+            except (MediaError, ValueError, WorkerCrashed) as err:
+                st.error(f"Could not calibrate: {text.plain(err)}")
             else:
                 st.rerun()

@@ -13,11 +13,15 @@ before anything is written. Nothing else changes: the same encoders (H.264, AAC)
 same container, frames timed as they came.
 
 :func:`finished_recording` waits for the file to be closed and readable;
-:func:`prune_recordings` removes recordings left by sessions long gone.
+:class:`RecordingFile` names a session's recording (nothing is made on disk until the
+recorder starts) and removes it; :func:`prune_recordings` removes recordings left by
+sessions long gone (a server killed before it could remove them).
 """
 from __future__ import annotations
 
+import secrets
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,7 @@ class PictureFirstRecorder:
     def __init__(self, path: str, *, format: str = "mp4", wait_s: float = 3.0) -> None:
         from aiortc.contrib.media import MediaRecorder
 
+        self.path = path
         self._recorder = MediaRecorder(path, format=format)
         self._gate = _PictureGate(wait_s)
         self._kinds: list[str] = []
@@ -109,6 +114,37 @@ def finished_recording(path: Path, wait_s: float = 5.0) -> tuple[bytes, Any] | N
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.25)
+
+
+def remove_recording(path: Path) -> None:
+    """Remove a recording file if it is there (errors other than its absence are logged
+    by the caller's logger: a file that cannot be removed is pruned later)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+class RecordingFile:
+    """Where one session's camera recording goes: ``ave-recording-<random>.mp4`` in
+    ``folder`` (an unguessable name, 64 random bits), not created here (the recorder
+    makes it when the person presses START). :meth:`remove` deletes it; so does the
+    end of the Python process (``weakref.finalize`` at exit)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / f"ave-recording-{secrets.token_hex(8)}.mp4"
+        self._finalizer = weakref.finalize(self, remove_recording, self.path)
+
+    def remove(self) -> None:
+        remove_recording(self.path)
+
+    def take(self, wait_s: float = 5.0) -> tuple[bytes, Any] | None:
+        """The finished recording (:func:`finished_recording`) read into memory, and the
+        file removed at once, readable or not: None when it never became readable."""
+        try:
+            return finished_recording(self.path, wait_s=wait_s)
+        finally:
+            self.remove()
 
 
 def prune_recordings(folder: Path, max_age_s: float = RECORDING_MAX_AGE_S, now: float | None = None) -> int:

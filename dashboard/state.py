@@ -20,6 +20,8 @@ import streamlit as st
 
 from pipeline.core import paths
 
+from dashboard import folders
+
 log = logging.getLogger(__name__)
 
 #: Results folders change while experiments run; re-read them at most this often (s).
@@ -69,6 +71,7 @@ def bundle_meta(bundle_dir: str) -> dict[str, Any]:
     """The bundle's ``bundle.json`` without loading any model (for model cards)."""
     from pipeline.serve.bundle import read_meta
 
+    folders.check_bundle(bundle_dir)
     return read_meta(bundle_dir)
 
 
@@ -90,7 +93,9 @@ def _bundle(bundle_dir: str, stamp: float) -> Any:
 
 
 def bundle(bundle_dir: str | Path) -> Any:
-    """The loaded :class:`pipeline.serve.bundle.Bundle` (models loaded once per process)."""
+    """The loaded :class:`pipeline.serve.bundle.Bundle` (models loaded once per process;
+    only a folder the operator configured, :func:`dashboard.folders.check_bundle`)."""
+    folders.check_bundle(bundle_dir)
     return _bundle(str(bundle_dir), _stamp(bundle_dir))
 
 
@@ -110,48 +115,92 @@ def warm_up() -> threading.Thread:
 DETECTORS: dict[str, str] = {"bundle": "accurate (MTCNN)", "haar": "fast (Haar cascade)"}
 
 
-def _detector(name: str) -> Any:
-    """None means the bundle's cached detector; a Haar cascade is cheap to build, and a
-    fresh one per call is never shared between sessions' threads."""
-    if name == "haar":
-        from pipeline.core.faces import HaarDetector
-
-        return HaarDetector()
-    return None
+#: Analyses kept per session (each with its sampled frames and crops, a few MB) and for
+#: how long (s): moving a slider or the timeline does not analyse the clip again, and
+#: nothing of one visitor's clip is kept for another or after the session ends.
+ANALYSES_PER_SESSION = 4
+ANALYSIS_TTL = 900
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _analyze(data: bytes, bundle_dir: str, stamp: float, digest: str, detector: str, voice: str,
-             _calibration: Any = None) -> Any:
-    from pipeline.serve.inference import analyze
+@st.cache_resource(max_entries=1, show_spinner=False, on_release=lambda w: w.close())
+def worker() -> Any:
+    """The one :class:`pipeline.serve.isolation.Worker` of this server: every analysis
+    of a visitor's file runs in its child process, so a native crash in decoding ends
+    that child, not the server (the child loads the bundle itself, once)."""
+    from pipeline.serve.isolation import Worker
 
-    return analyze(data, _bundle(bundle_dir, stamp), _detector(detector), calibration=_calibration)
+    return Worker()
+
+
+def _request(source: bytes | str, bundle_dir: str, stamp: float, detector: str, landmarks: str = "",
+             calibration: Any = None) -> Any:
+    from pipeline.serve.isolation import AnalysisRequest
+
+    return AnalysisRequest(source, bundle_dir, stamp, detector, landmarks, calibration)
+
+
+@st.cache_data(scope="session", max_entries=ANALYSES_PER_SESSION, ttl=ANALYSIS_TTL, show_spinner=False)
+def _analyze(digest: str, bundle_dir: str, stamp: float, detector: str, voice: str,
+             _data: bytes = b"", _calibration: Any = None) -> Any:
+    from pipeline.serve import isolation
+
+    folders.check_bundle(bundle_dir)
+    return worker().call(isolation.analyze_job, _request(_data, bundle_dir, stamp, detector, "", _calibration))
 
 
 def analyze(data: bytes, bundle_dir: str | Path, detector: str = "bundle", calibration: Any = None,
             voice: str = "") -> Any:
-    """:func:`pipeline.serve.inference.analyze` of an uploaded/recorded clip, cached by
-    content (and by ``voice``, the key of the session's calibration) so moving a slider
-    does not recompute the clip."""
+    """:func:`pipeline.serve.inference.analyze` of an uploaded/recorded clip, run in the
+    worker process (:func:`worker`); kept for this session only, by content (and by
+    ``voice``, the key of the session's calibration), so moving a slider does not
+    recompute the clip. Raises what ``analyze`` raises, and
+    :class:`pipeline.serve.isolation.WorkerCrashed` when the file crashed the worker."""
     digest = hashlib.sha1(data).hexdigest()
-    return _analyze(data, str(bundle_dir), _stamp(bundle_dir), digest, detector, voice, calibration)
+    return _analyze(digest, str(bundle_dir), _stamp(bundle_dir), detector, voice, data, calibration)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(scope="session", max_entries=ANALYSES_PER_SESSION, ttl=ANALYSIS_TTL, show_spinner=False)
 def _analyze_path(path: str, mtime: float, bundle_dir: str, stamp: float, landmarks: str,
                   detector: str, voice: str, _calibration: Any = None) -> Any:
-    from pipeline.serve.inference import analyze
+    from pipeline.serve import isolation
 
-    return analyze(path, _bundle(bundle_dir, stamp), _detector(detector), landmarks_path=landmarks or None,
-                   calibration=_calibration)
+    folders.check_bundle(bundle_dir)
+    folders.check_corpus_file(path)
+    return worker().call(isolation.analyze_job,
+                         _request(path, bundle_dir, stamp, detector, landmarks, _calibration))
 
 
 def analyze_path(path: str | Path, bundle_dir: str | Path, landmarks: str = "",
                  detector: str = "bundle", calibration: Any = None, voice: str = "") -> Any:
     """:func:`pipeline.serve.inference.analyze` of a corpus file (with its landmark CSV when
-    the corpus has one), cached by path + mtime."""
+    the corpus has one), in the worker process, kept for this session by path + mtime."""
     return _analyze_path(str(path), _stamp(path), str(bundle_dir), _stamp(bundle_dir),
                          str(landmarks or ""), detector, voice, calibration)
+
+
+def voice_stats(data: bytes, bundle_dir: str | Path) -> Any:
+    """"Calibrate to my voice" (:func:`pipeline.serve.speaker.voice_stats`) of a visitor's
+    recording, decoded in the worker process like every upload."""
+    from pipeline.serve import isolation
+
+    folders.check_bundle(bundle_dir)
+    return worker().call(isolation.voice_stats_job, _request(data, str(bundle_dir), _stamp(bundle_dir), "bundle"))
+
+
+@st.cache_resource(scope="session", on_release=lambda rec: rec.remove(), show_spinner=False)
+def recording() -> Any:
+    """This session's :class:`dashboard.recorder.RecordingFile` in the system's temporary
+    folder (nothing is made on disk until the recorder starts). The page removes the
+    file as soon as the take is read; the end of the session (Streamlit releases
+    session-scoped resources when it disconnects) and of the server remove it too.
+    Recordings of servers that were killed are pruned when a session first records."""
+    import tempfile
+
+    from dashboard.recorder import RecordingFile, prune_recordings
+
+    folder = Path(tempfile.gettempdir())
+    prune_recordings(folder)
+    return RecordingFile(folder)
 
 
 # --------------------------------------------------------------------------- results
@@ -311,6 +360,7 @@ def bundle_card_texts(bundle_dir: str) -> dict[str, str]:
     under ``cards`` (only files inside the bundle folder are read)."""
     from pipeline.serve.bundle import BundleError, read_meta
 
+    folders.check_bundle(bundle_dir)
     folder = Path(bundle_dir)
     try:
         listed = read_meta(folder).get("cards") or []
@@ -335,6 +385,7 @@ def manifest(kind: str, root: str) -> pd.DataFrame:
     """The corpus manifest (``pipeline.core.corpora.scan``); skipped files are logged."""
     from pipeline.core.corpora import scan
 
+    folders.check_corpus(root)
     frame, scan_summary = scan(kind, root)
     if scan_summary.n_skipped:
         log.warning("%s: skipped %d files: %s", root, scan_summary.n_skipped, scan_summary.skipped)
@@ -343,5 +394,7 @@ def manifest(kind: str, root: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def file_bytes(path: str) -> bytes:
-    """Raw bytes of a sample file for ``st.audio`` / ``st.video`` players."""
+    """Raw bytes of a sample file for ``st.audio`` / ``st.video`` players (only files
+    inside a configured corpus)."""
+    folders.check_corpus_file(path)
     return Path(path).read_bytes()

@@ -86,12 +86,12 @@ def test_frames_are_shown_at_display_size_with_boxes_scaled() -> None:
 # --------------------------------------------------------------------------- checks
 def test_landmarks_plausible_only_for_an_upright_layout() -> None:
     box = Box(0, 0, 100, 100, 0.99, ((30, 35), (70, 35), (50, 55), (35, 75), (65, 75)))
-    assert face_checks.landmarks_plausible(box)
+    assert faces.landmarks_plausible(box)
     flipped = Box(0, 0, 100, 100, 0.99, tuple((x, 100 - y) for x, y in box.keypoints))
-    assert not face_checks.landmarks_plausible(flipped)
-    assert not face_checks.landmarks_plausible(Box(0, 0, 100, 100, 0.99))
+    assert not faces.landmarks_plausible(flipped)
+    assert not faces.landmarks_plausible(Box(0, 0, 100, 100, 0.99))
     squeezed = Box(0, 0, 100, 100, 0.99, ((48, 35), (52, 35), (50, 55), (35, 75), (65, 75)))
-    assert not face_checks.landmarks_plausible(squeezed)
+    assert not faces.landmarks_plausible(squeezed)
 
 
 def test_turned_turns_clockwise() -> None:

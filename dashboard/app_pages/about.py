@@ -12,7 +12,7 @@ import streamlit as st
 
 from pipeline.core import paths
 
-from dashboard import state
+from dashboard import folders, state, text
 
 METRIC_LABELS = {"accuracy": "Accuracy", "uar": "UAR", "macro_f1": "Macro F1", "ece": "ECE"}
 CARD_FIELDS = ("corpus", "data", "protocol", "serving", "source", "experiment", "variant",
@@ -62,14 +62,14 @@ def bundle_cards(bundle_dir: str) -> None:
     from pipeline.serve.bundle import BundleError
 
     if not state.bundle_exists(bundle_dir):
-        st.info(f"No model bundle at `{bundle_dir}` yet. Run `make demo` to train the demo models "
-                "(synthetic data, a few minutes), or choose another bundle in the sidebar.",
+        st.info(f"No model bundle in {text.plain(folders.bundle_name(bundle_dir))} yet. Run `make demo` "
+                "to train the demo models (synthetic data, a few minutes), or choose another bundle in the sidebar.",
                 icon=":material/model_training:")
         return
     try:
         meta = state.bundle_meta(bundle_dir)
     except BundleError as err:
-        st.error(str(err))
+        st.error(text.plain(folders.scrub(err)))
         return
     st.markdown(f"Answering now: **{paths.bundle_label(bundle_dir)}**: bundle **{meta.get('name', '?')}** "
                 f"(`{meta.get('id', '?')}`), created {meta.get('created', '?')}, label set "
@@ -80,9 +80,9 @@ def bundle_cards(bundle_dir: str) -> None:
         titles = ["Model card" if name == "MODEL_CARD.md" else name.removesuffix(".md").replace("_", " ")
                   for name in cards]
         tabs = st.tabs([*titles, "Each model's stored details"])
-        for tab, text in zip(tabs, cards.values()):
+        for tab, card in zip(tabs, cards.values()):
             with tab, st.container(border=True):
-                st.markdown(text)
+                st.markdown(card)
         with tabs[-1]:
             branch_cards(meta, classes)
     else:

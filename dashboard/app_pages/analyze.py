@@ -8,7 +8,6 @@ and which bundle answered, with every abstention explained in plain words.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, state
+from dashboard import calibration, charts, explain_charts, explain_view, folders, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -72,7 +71,7 @@ def upload_source() -> Clip | None:
         return None
     data = file.getvalue()
     if len(data) > limit * 2**20:
-        st.error(f"{file.name} is {len(data) / 2**20:.0f} MB, over the {limit} MB limit: trim it first.")
+        st.error(f"{text.plain(file.name)} is {len(data) / 2**20:.0f} MB, over the {limit} MB limit: trim it first.")
         return None
     return Clip(file.name, data)
 
@@ -83,25 +82,17 @@ def audio_input_source() -> Clip | None:
     return Clip("recording.wav", clip.getvalue()) if clip is not None else None
 
 
-def recorder_path() -> Path:
-    """A per-session temporary file the WebRTC recorder writes into (the system's
-    temporary folder; old sessions' recordings are pruned when it is made)."""
-    if "recording_path" not in st.session_state:
-        from dashboard.recorder import prune_recordings
-
-        folder = Path(tempfile.gettempdir())
-        prune_recordings(folder)
-        handle = tempfile.NamedTemporaryFile(prefix="ave-recording-", suffix=".mp4", delete=False, dir=folder)
-        handle.close()
-        st.session_state["recording_path"] = handle.name
-    return Path(st.session_state["recording_path"])
+#: Where the last camera take is kept, in memory, for this session's reruns.
+RECORDED = "camera_take"
 
 
 def webrtc_source() -> Clip | None:
-    """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server."""
-    from dashboard.recorder import PictureFirstRecorder, finished_recording
+    """Camera + microphone through WebRTC, recorded to a temporary mp4 on the server that
+    is read into this session's memory and removed as soon as the take ends."""
+    from dashboard.recorder import PictureFirstRecorder
 
-    path = recorder_path()
+    recording = state.recording()
+    path = recording.path
     st.caption("Press START, wait for \"Recording...\", act an emotion for a few seconds, press STOP; "
                "the recording is then analysed. Works on this computer without any internet server; "
                "a deployed app needs a TURN server (see docs/dashboard.md), so use upload or audio instead.")
@@ -111,32 +102,36 @@ def webrtc_source() -> Clip | None:
         in_recorder_factory=lambda: PictureFirstRecorder(str(path)))
     playing = bool(getattr(getattr(ctx, "state", None), "playing", False))
     if playing:
+        st.session_state.pop(RECORDED, None)  # a new take replaces the last one
         st.info("Recording... press STOP when done.")
         return None
-    if path.is_file() and path.stat().st_size > 0:
-        finished = finished_recording(path)
+    if path.is_file() and path.stat().st_size > 0:  # (an empty one: the recorder is starting)
+        finished = recording.take()  # the file is removed here, readable or not
         if finished is None:
             st.warning("The recording could not be read (it may be empty): press START and try again.")
             return None
         data, info = finished
-        if not info.has_video:
-            st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
-                       "to start), so only the sound was recorded. Press START, wait for "
-                       "\"Recording...\", then act and press STOP.")
-        return Clip("camera recording.mp4", data)
-    return None
+        st.session_state[RECORDED] = (data, bool(info.has_video))
+    if RECORDED not in st.session_state:
+        return None
+    data, has_video = st.session_state[RECORDED]
+    if not has_video:
+        st.warning("The camera sent no pictures before STOP (the connection takes a few seconds "
+                   "to start), so only the sound was recorded. Press START, wait for "
+                   "\"Recording...\", then act and press STOP.")
+    return Clip("camera recording.mp4", data)
 
 
 def corpus_source() -> Clip | None:
     settings = state.settings()
     if not settings.corpus_root.is_dir():
-        st.info(f"No corpus at `{settings.corpus_root}`: run `make demo` to generate the synthetic "
-                "one, or point the sidebar at a corpus folder.")
+        st.info(f"No corpus in {text.plain(folders.corpus_name(settings.corpus_root))} yet: run `make demo` "
+                "to generate the synthetic one, or choose another corpus in the sidebar.")
         return None
     try:
         manifest = state.manifest(settings.corpus_kind, str(settings.corpus_root))
     except (ValueError, OSError) as err:
-        st.error(f"The corpus cannot be read: {err}")
+        st.error(f"The corpus cannot be read: {text.plain(folders.scrub(err))}")
         return None
     if manifest.empty:
         st.warning("The corpus folder holds no recognisable clips.")
@@ -146,8 +141,8 @@ def corpus_source() -> Clip | None:
     rows = manifest[manifest["emotion"] == emotion]
     clip_id = right.selectbox("Clip", rows["clip_id"].tolist(), key="sample_clip")
     row = rows[rows["clip_id"] == clip_id].iloc[0]
-    st.caption(f"Actor {row['actor']} ({row['gender']}), labelled **{row['emotion']}** "
-               f"({row['intensity']} intensity).")
+    st.caption(f"Actor {text.plain(row['actor'])} ({text.plain(row['gender'])}), labelled "
+               f"**{text.plain(row['emotion'])}** ({text.plain(row['intensity'])} intensity).")
     path = row["video_path"] or row["audio_path"]
     return Clip(Path(path).name, path, row["landmarks_path"]) if path else None
 
@@ -223,7 +218,7 @@ def prediction_panel(title: str, result: Any, classes: list[str], key: str, expl
     st.caption(explain)
     if result.ok and result.probabilities:
         emotion, p = result.winner
-        st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure)."
+        st.markdown(explain_charts.answer_sentence(key.removeprefix("p_"), emotion, p)
                     + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
         for note in getattr(result, "notes", []) or []:
             st.warning(f"{note[0].upper()}{note[1:]}: no sure answer for this input.", icon=":material/hearing:")
@@ -374,12 +369,26 @@ def render(analysis: Any, clip: Clip) -> None:
     render_provenance(analysis)
 
 
+def crash_words(name: str, err: Any) -> str:
+    """What the visitor reads when their file ended the worker process (``name``
+    already escaped): what happened, that nothing else was affected, what to try."""
+    if getattr(err, "timed_out", False):
+        return (f"{name}: {err}. Try a shorter clip, or trim this one; the next file is analysed "
+                "as usual.")
+    how = f" ({err.signal_name})" if getattr(err, "signal_name", "") else ""
+    return (f"{name}: decoding this file crashed the analysis process{how}. Only this file was "
+            "affected: the app keeps running and the next file is analysed by a fresh process "
+            "(the first one loads the models again, a few seconds). Try converting the file, "
+            "for example to a mono WAV or an H.264 MP4.")
+
+
 def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     """The one call into the pipeline, with a progress indicator and plain errors."""
     from pipeline.serve.bundle import BundleError
+    from pipeline.serve.isolation import WorkerCrashed
     from pipeline.core.media import MediaError
 
-    name = clip.name
+    name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
     with st.status(f"Analysing {name}: decoding, listening, finding the face, predicting...",
                    expanded=False) as status:
         try:
@@ -390,15 +399,23 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                                               **calibration.kwargs())
         except MediaError as err:
             status.update(label="This file cannot be analysed", state="error")
-            st.error(f"{name}: {err}. Try another file: {media_types.accepted_text()}.")
+            st.error(f"{name}: {text.plain(folders.scrub(err))}. Try another file: {media_types.accepted_text()}.")
             return None
         except BundleError as err:
             status.update(label="The models cannot be loaded", state="error")
-            st.error(str(err))
+            st.error(text.plain(folders.scrub(err)))
+            return None
+        except WorkerCrashed as err:
+            status.update(label="This file stopped the analysis", state="error")
+            st.error(crash_words(name, err))
+            return None
+        except folders.FolderRefused as err:
+            status.update(label="This file cannot be analysed", state="error")
+            st.error(text.plain(err))
             return None
         except ValueError as err:
             status.update(label="This clip cannot be analysed", state="error")
-            st.error(f"{name}: {str(err).splitlines()[0] if str(err) else 'bad input'}")
+            st.error(f"{name}: {text.plain(str(err).splitlines()[0]) if str(err) else 'bad input'}")
             return None
         total = analysis.timings.get("total", sum(analysis.timings.values()))
         analysed = float(getattr(analysis, "analysed", analysis.duration))
@@ -417,7 +434,7 @@ def main() -> None:
                f"sees the face and decides. Answering: **{bundle_label(settings.bundle)}** "
                "(change it in the sidebar).")
     if not state.bundle_exists(settings.bundle):
-        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo` (trains the demo "
+        st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo` (trains the demo "
                 "models on the synthetic corpus in a few minutes), then reload this page.",
                 icon=":material/model_training:")
         return
@@ -436,6 +453,7 @@ def main() -> None:
     analysis = run_analysis(clip, str(settings.bundle), detector)
     if analysis is not None:
         render(analysis, clip)
+        explain_view.render(analysis, str(settings.bundle))
 
 
 main()

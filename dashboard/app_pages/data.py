@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, folders, state, text
 
 COUNT_COLUMNS = ("emotion", "actor", "gender", "channel")
 SAMPLES_PER_EMOTION = 3
 
 
-def no_corpus(root: str, kind: str) -> None:
-    st.info(f"No corpus folder at `{root}`. `make demo` generates the synthetic corpus in "
-            "`data/synthetic`; to look at real data, put a RAVDESS or SAVEE folder on disk and "
-            "type its path in the sidebar (with the matching corpus kind).",
+def no_corpus(name: str, kind: str) -> None:
+    st.info(f"No corpus in {name} yet. `make demo` generates the synthetic corpus in "
+            "`data/synthetic`; to look at real data, the operator puts a RAVDESS or SAVEE folder "
+            "under `data/` (or names it in `AVE_CORPORA`), then choose it in the sidebar (with the "
+            "matching corpus kind).",
             icon=":material/folder_off:")
 
 
@@ -27,28 +28,40 @@ def play_samples(manifest, emotion: str) -> None:
     cols = st.columns(max(1, len(rows)))
     for col, (_, row) in zip(cols, rows.iterrows()):
         with col:
-            st.caption(f"{row['clip_id']} - actor {row['actor']} ({row['gender']}), "
-                       f"{row['intensity']} intensity")
+            st.caption(f"{text.plain(row['clip_id'])} - actor {text.plain(row['actor'])} "
+                       f"({text.plain(row['gender'])}), {text.plain(row['intensity'])} intensity")
             if row["video_path"]:
                 st.video(row["video_path"])
             elif row["audio_path"]:
                 st.audio(row["audio_path"])
 
 
+def relative_paths(manifest, root: str):
+    """The manifest with its file columns (``*_path``) relative to the corpus folder:
+    visitors see where a file is in the corpus, not where the corpus is on the server."""
+    import os
+
+    out = manifest.copy()
+    for column in [c for c in out.columns if str(c).endswith("_path")]:
+        out[column] = [os.path.relpath(p, root) if isinstance(p, str) and p else p for p in out[column]]
+    return out
+
+
 def main() -> None:
     st.title("Data")
     settings = state.settings()
     root, kind = str(settings.corpus_root), settings.corpus_kind
+    name = text.plain(folders.corpus_name(root))  # visitors see the label, not the server path
     if not settings.corpus_root.is_dir():
-        no_corpus(root, kind)
+        no_corpus(name, kind)
         return
     try:
         manifest = state.manifest(kind, root)
     except (ValueError, OSError) as err:
-        st.error(f"`{root}` cannot be indexed as a {kind} corpus: {err}")
+        st.error(f"{name} cannot be indexed as a {kind} corpus: {text.plain(folders.scrub(err))}")
         return
     if manifest.empty:
-        st.warning(f"No {kind} clips were recognised in `{root}`. Check the corpus kind in the "
+        st.warning(f"No {kind} clips were recognised in {name}. Check the corpus kind in the "
                    "sidebar: RAVDESS files are named like `03-01-05-01-02-01-12.wav`.")
         return
     if kind == "synthetic" or manifest["corpus"].astype(str).eq("synthetic").any():
@@ -73,7 +86,7 @@ def main() -> None:
     emotion = st.selectbox("Emotion", emotions, key="data_emotion")
     play_samples(manifest, emotion)
     with st.expander("The manifest (one row per take)"):
-        st.dataframe(manifest, hide_index=True, width="stretch")
+        st.dataframe(relative_paths(manifest, root), hide_index=True, width="stretch")
 
 
 main()

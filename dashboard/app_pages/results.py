@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, folders, state, text
 
 METRIC_CHOICES = {"accuracy": "Accuracy", "uar": "UAR (balanced accuracy)", "macro_f1": "Macro F1"}
 #: What each protocol's test side is, in words (fold names start with the protocol).
@@ -239,7 +239,8 @@ def cross_corpus_section(runs: Path) -> None:
     try:
         records = state.evaluations(str(runs))
     except (OSError, ValueError) as err:
-        st.error(f"The evaluations in `{runs}` cannot be read: {err}")
+        st.error(f"The evaluations in {text.plain(folders.results_name(runs))} cannot be read: "
+                 f"{text.plain(folders.scrub(err))}")
         return
     if not records:
         st.info("No cross-corpus evaluation yet. `python -m pipeline evaluate --bundle bundles/real "
@@ -266,7 +267,8 @@ def main() -> None:
     try:
         names = state.experiments(str(settings.runs))
     except (OSError, ValueError) as err:
-        st.error(f"The results folder `{settings.runs}` cannot be read: {err}")
+        st.error(f"The results folder {text.plain(folders.results_name(settings.runs))} cannot be read: "
+                 f"{text.plain(folders.scrub(err))}")
         return
     if not names:
         empty_state(settings.runs)

@@ -1,7 +1,7 @@
 """Checks on a face the finder returned: are the landmarks a face's, which way is up,
 is part of it hidden.
 
-* :func:`landmarks_plausible`: the detector's five points (MTCNN's eyes, nose and mouth
+* :func:`pipeline.core.faces.landmarks_plausible` (in faces, which this module builds on): the detector's five points (MTCNN's eyes, nose and mouth
   corners) in a face's layout: both eyes above the nose, the nose above the mouth, eyes
   apart, every point inside the box. The test that lets a padded or whole-image view of
   a tight face photo count as a face (:func:`pipeline.core.faces.detect_rescue`).
@@ -61,21 +61,6 @@ class FaceChecks:
 
     turn: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def landmarks_plausible(box: Box) -> bool:
-    """True when ``box.keypoints`` (see :data:`pipeline.core.faces.KEYPOINTS`) lie in an
-    upright face's layout: eyes above the nose, nose above the mouth corners, the eyes
-    at least a fifth of the box's width apart, every point inside the box (10% slack).
-    False without keypoints."""
-    if box.keypoints is None or len(box.keypoints) != 5 or box.width <= 0 or box.height <= 0:
-        return False
-    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = box.keypoints
-    sx, sy = 0.1 * box.width, 0.1 * box.height
-    inside = all(box.x0 - sx <= x <= box.x1 + sx and box.y0 - sy <= y <= box.y1 + sy for x, y in box.keypoints)
-    eyes_y, mouth_y = (ly + ry) / 2.0, (mly + mry) / 2.0
-    return bool(inside and max(ly, ry) < ny < min(mly, mry) and eyes_y < mouth_y
-                and abs(rx - lx) >= 0.2 * box.width and min(lx, rx) < nx < max(lx, rx) + 0.25 * box.width)
 
 
 def square_crop(rgb: np.ndarray, box: Box, size: int = 96, margin: float = 0.3) -> np.ndarray:

@@ -462,6 +462,21 @@ def detect_many(detector: FaceDetector, images: Sequence[np.ndarray], max_side: 
     return out
 
 
+def landmarks_plausible(box: Box) -> bool:
+    """True when ``box.keypoints`` (see :data:`KEYPOINTS`) lie in an
+    upright face's layout: eyes above the nose, nose above the mouth corners, the eyes
+    at least a fifth of the box's width apart, every point inside the box (10% slack).
+    False without keypoints."""
+    if box.keypoints is None or len(box.keypoints) != 5 or box.width <= 0 or box.height <= 0:
+        return False
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = box.keypoints
+    sx, sy = 0.1 * box.width, 0.1 * box.height
+    inside = all(box.x0 - sx <= x <= box.x1 + sx and box.y0 - sy <= y <= box.y1 + sy for x, y in box.keypoints)
+    eyes_y, mouth_y = (ly + ry) / 2.0, (mly + mry) / 2.0
+    return bool(inside and max(ly, ry) < ny < min(mly, mry) and eyes_y < mouth_y
+                and abs(rx - lx) >= 0.2 * box.width and min(lx, rx) < nx < max(lx, rx) + 0.25 * box.width)
+
+
 def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None) -> list[Box]:
     """The slower passes for an image in which the first pass (at ``max_side``) found no
     face, in order, the first that finds one winning:
@@ -471,15 +486,13 @@ def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
     2. a **whole-image view**: the image (at ``max_side``) with :data:`PAD_FRACTION` of
        border added (a face filling the frame, a tight face photo); a face found there
        counts only when its landmarks are a face's
-       (:func:`pipeline.core.face_checks.landmarks_plausible`; finders without landmarks,
-       Haar, get nothing from this view), its box is cut to the image;
+       (:func:`landmarks_plausible`; finders without landmarks, Haar, get nothing from
+       this view), its box is cut to the image;
     3. the **whole picture** as one face window (:func:`whole_image_face`: MTCNN's
        O-Net scores the central square; landmarks checked the same way).
 
     Boxes in ``rgb``'s pixels."""
     import cv2
-
-    from pipeline.core.face_checks import landmarks_plausible
 
     rgb = _check_image(rgb)
     height, width = rgb.shape[:2]
@@ -509,13 +522,11 @@ def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
 def whole_image_face(detector: FaceDetector, rgb: np.ndarray) -> Box | None:
     """The central square of ``rgb`` as one face, when the detector can score a given
     window (``whole_image``: :meth:`MtcnnDetector.whole_image`) and says it is a face
-    whose landmarks are a face's (:func:`pipeline.core.face_checks.landmarks_plausible`);
+    whose landmarks are a face's (:func:`landmarks_plausible`);
     None otherwise (and always for finders without it, Haar). Box in ``rgb``'s pixels."""
     score = getattr(detector, "whole_image", None)
     if score is None:
         return None
-    from pipeline.core.face_checks import landmarks_plausible
-
     rgb = _check_image(rgb)
     height, width = rgb.shape[:2]
     side = min(height, width)

@@ -87,7 +87,72 @@ def _open(source: Source):
     try:
         return av.open(handle, mode="r", metadata_errors="ignore")
     except Exception as err:  # PyAV raises many subclasses (InvalidDataError, ...)
+        cut = cut_short_reason(source)
+        if cut:
+            raise MediaError(f"{_name(source)}: the file is incomplete (cut short): {cut}") from err
         raise MediaError(f"{_name(source)} is not a readable audio or video file ({type(err).__name__})") from err
+
+
+#: Top-level box types of an ISO base media file (MP4, M4A, MOV, 3GP; ISO/IEC 14496-12
+#: section 4.2 and QuickTime's atoms): a file opening with one of them is read as boxes.
+_ISO_BOXES: frozenset[bytes] = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot",
+                                          b"uuid", b"styp", b"sidx", b"moof", b"meta", b"pdin"})
+
+
+def _head_and_size(source: Source, n: int) -> tuple[bytes, int, Callable[[int, int], bytes]]:
+    """The first ``n`` bytes of ``source``, its size, and a reader ``read(offset, k)``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data[:n], len(data), lambda offset, k: data[offset:offset + k]
+    path = Path(source)
+
+    def read(offset: int, k: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(k)
+
+    return read(0, n), path.stat().st_size, read
+
+
+def cut_short_reason(source: Source) -> str:
+    """Why an ISO base media file (MP4, M4A, MOV, 3GP) is incomplete, or ``""``.
+
+    Walks the top-level boxes (size, type: ISO/IEC 14496-12 section 4.2) from the
+    start: a box running past the end of the file, or a file whose boxes end without
+    the index (``moov``), was cut short (a copy or upload stopped early; a camera
+    writes the index last). Reads only the 8 or 16 bytes of each box header. Any other
+    kind of file, or one that cannot be read, gives ``""``."""
+    try:
+        head, size, read = _head_and_size(source, 16)
+    except OSError:
+        return ""
+    if len(head) < 8 or head[4:8] not in _ISO_BOXES:
+        return ""
+    offset, seen = 0, set()
+    for _ in range(100_000):  # a bound on the walk, far above any real file's box count
+        if offset == size:
+            break
+        header = read(offset, 16)
+        if len(header) < 8:
+            return f"a box header is cut off at byte {offset} of {size}"
+        box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if box_size == 1:  # 64-bit size follows the type
+            if len(header) < 16:
+                return f"a box header is cut off at byte {offset} of {size}"
+            box_size = int.from_bytes(header[8:16], "big")
+        elif box_size == 0:  # the last box runs to the end of the file
+            box_size = size - offset
+        if box_size < 8:
+            return ""  # not a box structure we understand: let the decoder judge
+        seen.add(kind)
+        if offset + box_size > size:
+            where = "inside its index (moov)" if kind == b"moov" else f"inside its {kind.decode('latin-1')!r} box"
+            missing = "" if b"moov" in seen else " and the index (moov) is missing"
+            return f"it ends at byte {size}, {where}{missing}"
+        offset += box_size
+    if b"moov" not in seen and b"moof" not in seen:
+        return "the index (moov) that a recording writes last is missing"
+    return ""
 
 
 def _rotation(stream) -> int:
@@ -132,6 +197,60 @@ def probe(source: Source) -> MediaInfo:
         return _describe(container)
 
 
+#: Packets :func:`check_input` reads looking for one decodable frame before it calls
+#: the file unreadable (a few seconds of any stream; a bound on the work).
+CHECK_PACKETS: int = 200
+
+
+def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
+    """Refuse at once, before any model loads, what cannot be analysed; cheap (headers
+    and one decoded frame). Returns the container's :class:`MediaInfo`, or None for a
+    still image (:func:`is_image`; ``name`` is the upload's file name, for its extension).
+
+    Raises :class:`MediaError` with a plain reason: a missing path or a folder, an empty
+    or oversized file, an MP4/M4A/MOV cut short before its index ("the file is
+    incomplete (cut short)", :func:`cut_short_reason`), a file that is not audio, video
+    or an image, one with neither sound nor pictures, or one whose first
+    :data:`CHECK_PACKETS` packets yield no frame.
+    """
+    import av
+
+    if is_image(source, name):
+        load_image(source)
+        return None
+    label = name or _name(source)
+    with _open(source) as container:
+        info = _describe(container)
+        if not (info.has_audio or info.has_video or container.streams.video):
+            raise MediaError(f"{label} holds neither an audio nor a video track")
+        # (a still picture alone is judged by the analysis, which says what it is)
+        stream = container.streams.audio[0] if info.has_audio else (_video_stream(container)
+                                                                     or container.streams.video[0])
+        if stream.type == "audio":
+            _check_stream(stream, label)
+        error: Exception | None = None
+        try:
+            for i, packet in enumerate(container.demux(stream)):
+                if i >= CHECK_PACKETS:
+                    break
+                try:
+                    if packet.decode():  # frames are only counted: nothing converted here
+                        return info
+                except av.error.FFmpegError as err:  # one bad packet: try the next
+                    error = err
+            else:  # every packet read: the decoder may still hold frames (B-frame delay)
+                try:
+                    if stream.codec_context.decode(None):
+                        return info
+                except av.error.FFmpegError as err:
+                    error = err
+        except av.error.FFmpegError as err:  # the container itself cannot be read on
+            error = err
+    why = f" ({error})" if error is not None else ""
+    raise MediaError(f"{label}: no {stream.type} frame decodes from its first {CHECK_PACKETS} packets{why} "
+                     "(a damaged file, or not audio or video)")
+
+
 def _describe(container) -> MediaInfo:
     """:class:`MediaInfo` of an open container (reads headers only)."""
     audio = container.streams.audio[0] if container.streams.audio else None
@@ -171,6 +290,20 @@ def _describe(container) -> MediaInfo:
 #: two independent channels lose at most half of it, so only cancellation gets here.
 DOWNMIX_KEEP_MIN: float = 0.1
 
+#: A channel whose speech-band energy is more than this many dB below the strongest
+#: channel's carries no voice worth hearing: it is left out of the mix, so a voice in
+#: 2 of 6 channels is not diluted by the silent 4 (20 log10(2/6) = -9.5 dB).
+DOWNMIX_DROP_DB: float = 20.0
+
+#: Band (Hz) whose energy says which channels hold the voice: the telephone band
+#: widened to the first formants' low end (ITU-T G.712 passes 300-3400 Hz), so mains
+#: hum and rumble below and hiss above do not count as voice.
+SPEECH_BAND_HZ: tuple[float, float] = (100.0, 4000.0)
+
+#: Longest stretch (s) measured for the channel energies; longer sound is measured on
+#: this many one-second blocks spread evenly over it (a bound on the work, not on
+#: the result: the mix itself uses every sample).
+ENERGY_BLOCKS: int = 120
 
 #: Level (fraction of full scale) at or above which a sample counts as clipped, and the
 #: share of clipped samples above which the sound is called clipped. Not one sample of
@@ -187,31 +320,77 @@ def clipped_fraction(channels: np.ndarray) -> float:
     return float(np.mean(np.abs(channels) >= CLIPPED_LEVEL)) if channels.size else 0.0
 
 
-def downmix(channels: np.ndarray) -> tuple[np.ndarray, str]:
+def channel_speech_energy(channels: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+    """Mean power of each row of ``(n_channels, n)`` float samples in the speech band
+    (:data:`SPEECH_BAND_HZ`, a 4th-order Butterworth band-pass, as SOS sections), shape
+    ``(n_channels,)``. Without ``sample_rate`` (or a rate too low for the band) it is the
+    variance about each channel's mean: a DC offset never counts as sound. Sound longer
+    than :data:`ENERGY_BLOCKS` seconds is measured on that many evenly spread 1 s blocks.
+    """
+    channels = np.asarray(channels, dtype=np.float32)
+    if channels.ndim != 2 or channels.shape[1] == 0:
+        raise ValueError(f"expected (n_channels, n_samples) samples, got shape {channels.shape}")
+    if sample_rate and channels.shape[1] > ENERGY_BLOCKS * sample_rate:
+        starts = np.linspace(0, channels.shape[1] - sample_rate, ENERGY_BLOCKS).astype(int)
+        channels = np.concatenate([channels[:, s:s + sample_rate] for s in starts], axis=1)
+    low, high = SPEECH_BAND_HZ
+    if not sample_rate or high >= sample_rate / 2 or channels.shape[1] < 64:
+        return channels.astype(np.float64).var(axis=1)
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, [low, high], btype="bandpass", fs=float(sample_rate), output="sos")
+    band = sosfilt(sos, channels - channels.mean(axis=1, keepdims=True), axis=1)
+    return np.mean(np.square(band, dtype=np.float64), axis=1)
+
+
+def _channel_list(indices: np.ndarray) -> str:
+    """1-based channel numbers in words: ``"1 and 2"``, ``"1, 3 and 4"``."""
+    names = [str(int(i) + 1) for i in indices]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def downmix(channels: np.ndarray, sample_rate: int | None = None) -> tuple[np.ndarray, str]:
     """Mono from ``(n_channels, n)`` float samples, and a note when it had to choose.
 
-    The channels are averaged (librosa's ``to_mono`` convention) unless the average
-    keeps less than :data:`DOWNMIX_KEEP_MIN` of the mean channel energy (energy taken
-    about each channel's mean, so a DC offset neither hides nor fakes cancellation):
-    then the most energetic channel is returned alone, the same signal as that channel
-    recorded on its own, and the note says so. ``(n,)`` input is returned as is.
+    The channels that carry the voice are averaged (librosa's ``to_mono`` convention
+    over them): a channel whose speech-band energy (:func:`channel_speech_energy`) is
+    more than :data:`DOWNMIX_DROP_DB` below the strongest channel's is left out, so a
+    voice recorded on 2 of 6 channels keeps its level, and the note says which were
+    used. If the average of the kept channels keeps less than :data:`DOWNMIX_KEEP_MIN`
+    of their mean energy (energy about each channel's mean, so a DC offset neither hides
+    nor fakes cancellation), they cancel each other: the most energetic channel is
+    returned alone, the same signal as that channel recorded on its own, and the note
+    says so. ``(n,)`` input is returned as is.
     """
     channels = np.asarray(channels)
     if channels.ndim == 1:
         return channels, ""
     if channels.shape[0] == 1:
         return channels[0], ""
+    n_channels = channels.shape[0]
+    speech = channel_speech_energy(channels, sample_rate)
+    if float(speech.max()) <= 1e-12:  # (near) digital silence: nothing to choose
+        return channels.mean(axis=0), ""
+    keep = np.flatnonzero(speech >= speech.max() * 10.0 ** (-DOWNMIX_DROP_DB / 10.0))
+    note = ""
+    if len(keep) < n_channels:
+        channels = channels[keep]
+        note = (f"the voice is in channel{'s' if len(keep) > 1 else ''} {_channel_list(keep)} of the "
+                f"{n_channels} sound channels; the other {n_channels - len(keep)}, near silent, were left out "
+                "of the mix")
+    if len(keep) == 1:
+        return channels[0], note
     mono = channels.mean(axis=0)
     energy = channels.astype(np.float64).var(axis=1)
     mean_energy = float(energy.mean())
-    if mean_energy <= 1e-12:  # (near) digital silence: nothing to keep
-        return mono, ""
+    if mean_energy <= 1e-12:
+        return mono, note
     kept = float(np.var(mono, dtype=np.float64)) / mean_energy
     if kept >= DOWNMIX_KEEP_MIN:
-        return mono, ""
+        return mono, note
     best = int(np.argmax(energy))
-    note = (f"the {channels.shape[0]} sound channels cancel each other when mixed ({100 * (1 - kept):.0f}% "
-            f"of their energy lost, as with phase-inverted wiring): channel {best + 1} was analysed alone")
+    note = (f"the {len(keep)} sound channels cancel each other when mixed ({100 * (1 - kept):.0f}% "
+            f"of their energy lost, as with phase-inverted wiring): channel {int(keep[best]) + 1} was analysed alone")
     return channels[best], note
 
 
@@ -234,9 +413,93 @@ def load_audio(source: Source, sample_rate: int, *, max_seconds: float | None = 
         return _read_audio(container, _name(source), sample_rate, max_seconds, notes)
 
 
+#: Most sound channels accepted: FFmpeg's resampler mixes at most 64 (``SWR_CH_MAX``);
+#: the widest common layouts are 22.2 (24) and Ambisonics of 3rd order (16).
+MAX_CHANNELS: int = 64
+#: Sample rates accepted (Hz): telephone 8 kHz down to 1 kHz, studio 768 kHz at most.
+MIN_RATE: int = 1_000
+MAX_RATE: int = 768_000
+
+
+def check_audio_layout(channels: int, rate: int, sample_format: str, name: str) -> None:
+    """Refuse, with a :class:`MediaError`, a decoded sound layout the decoder must not
+    hand to native code: no channels or more than :data:`MAX_CHANNELS`, a rate outside
+    :data:`MIN_RATE` .. :data:`MAX_RATE` Hz, or no known sample format."""
+    if not 1 <= int(channels or 0) <= MAX_CHANNELS:
+        raise MediaError(f"{name}: the sound has {int(channels or 0)} channels; 1 to {MAX_CHANNELS} can be read")
+    if not MIN_RATE <= int(rate or 0) <= MAX_RATE:
+        raise MediaError(f"{name}: the sound's sample rate ({int(rate or 0)} Hz) is outside "
+                         f"{MIN_RATE} to {MAX_RATE} Hz")
+    if not sample_format:
+        raise MediaError(f"{name}: the sound's sample format is unknown")
+
+
+def _check_stream(stream, name: str) -> None:
+    """The audio stream's header, before any frame is decoded: channel counts and rates
+    beyond what can be read are refused at once (a header that says 0, unknown until
+    decoded, is left to the per-frame check of :func:`check_audio_layout`)."""
+    context = stream.codec_context
+    channels = int(context.layout.nb_channels) if context.layout is not None else 0
+    if channels > MAX_CHANNELS:
+        raise MediaError(f"{name}: the sound has {channels} channels; 1 to {MAX_CHANNELS} can be read")
+    if int(context.sample_rate or 0) > MAX_RATE:
+        raise MediaError(f"{name}: the sound's sample rate ({int(context.sample_rate)} Hz) is above {MAX_RATE} Hz")
+
+
+class PackedFloat:
+    """Frames of any channel count, rate and sample format as ``(channels, n)`` float32
+    at one rate, through FFmpeg's resampler to *packed* float (``flt``: one plane).
+
+    Never planar out: PyAV reads a planar frame's planes from the frame's first eight
+    data pointers, so a planar frame of 8 or more channels (7.1 AAC decodes to ``fltp``)
+    crashes the process in ``to_ndarray``; a packed frame is one buffer whatever its
+    channel count. Decoded frames go to the resampler untouched (native code reads them
+    through ``extended_data``). A frame whose layout, rate or format differs from the
+    last one starts a fresh resampler (the old one flushed first)."""
+
+    def __init__(self, rate: int, name: str) -> None:
+        self.rate, self.name = int(rate), name
+        self._key: tuple | None = None
+        self._resampler = None
+
+    def _drain(self, frames) -> list[np.ndarray]:
+        out = []
+        for frame in frames:
+            width = int(frame.layout.nb_channels)
+            data = frame.to_ndarray()  # (1, samples * channels), interleaved
+            out.append(np.ascontiguousarray(data.reshape(-1, width).T))
+        return out
+
+    def convert(self, frame) -> list[np.ndarray]:
+        """The float32 ``(channels, n)`` chunks ``frame`` yields (possibly none yet)."""
+        import av
+
+        fmt = frame.format.name if frame.format is not None else ""
+        check_audio_layout(frame.layout.nb_channels, frame.sample_rate, fmt, self.name)
+        key = (fmt, frame.layout.name, int(frame.layout.nb_channels), int(frame.sample_rate))
+        chunks: list[np.ndarray] = []
+        if key != self._key:
+            chunks += self.flush()
+            self._key, self._resampler = key, av.AudioResampler(format="flt", rate=self.rate)
+        return chunks + self._drain(self._resampler.resample(frame))
+
+    def flush(self) -> list[np.ndarray]:
+        """What the resampler still holds (end of stream, or before a change)."""
+        if self._resampler is None:
+            return []
+        chunks = self._drain(self._resampler.resample(None))
+        self._resampler = None
+        return chunks
+
+
 def _read_audio(container, name: str, sample_rate: int, max_seconds: float | None,
                 notes: list[str] | None) -> np.ndarray:
-    """The body of :func:`load_audio` on an open container (from its start)."""
+    """The body of :func:`load_audio` on an open container (from its start).
+
+    The stream's header is checked before any frame is decoded (:func:`_check_stream`),
+    every decoded frame before it is converted (:func:`check_audio_layout`), and frames become numbers only
+    through packed float (:class:`PackedFloat`): no channel count or sample format
+    can crash the process."""
     import av
 
     from pipeline.core.audio import remove_drift
@@ -244,26 +507,25 @@ def _read_audio(container, name: str, sample_rate: int, max_seconds: float | Non
     if not container.streams.audio:
         raise MediaError(f"{name} has no audio track")
     stream = container.streams.audio[0]
+    _check_stream(stream, name)
     # Keep the source layout and mix channels ourselves (see downmix); FFmpeg's own
-    # downmix scales by -3 dB per channel instead and cannot fall back.
-    resampler = av.AudioResampler(format="fltp", rate=int(sample_rate))
+    # downmix scales by -3 dB per channel instead and cannot choose the voice.
+    packer = PackedFloat(int(sample_rate), name)
     chunks: list[np.ndarray] = []
     n = 0
     limit = int(max_seconds * sample_rate) if max_seconds else None
     try:
         for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunk = out.to_ndarray()  # (channels, samples), planar float
+            for chunk in packer.convert(frame):
                 chunks.append(chunk)
                 n += chunk.shape[-1]
             if limit is not None and n >= limit:
                 break
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray())
+        chunks += packer.flush()
     except av.error.FFmpegError as err:
         if not chunks:
             raise MediaError(f"{name}: the audio stream cannot be decoded ({err})") from err
-    chunks = [c.reshape(1, -1) if c.ndim == 1 else c for c in chunks if c.size]
+    chunks = [c for c in chunks if c.size]
     if not chunks:
         raise MediaError(f"{name}: the audio track holds no samples")
     width = min(c.shape[0] for c in chunks)  # a layout change mid-stream keeps the common channels
@@ -279,7 +541,7 @@ def _read_audio(container, name: str, sample_rate: int, max_seconds: float | Non
     if clipped > CLIPPED_FRACTION and notes is not None:
         notes.append(f"the sound is clipped ({100 * clipped:.1f}% of its samples at full scale): a distorted "
                      "recording is read less reliably")
-    audio, note = downmix(channels)
+    audio, note = downmix(channels, sample_rate)
     if note and notes is not None:
         notes.append(note)
     return remove_drift(audio, sample_rate)

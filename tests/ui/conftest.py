@@ -130,6 +130,22 @@ def analysis_factory() -> Callable[..., Any]:
     return make_analysis
 
 
+@pytest.fixture(autouse=True)
+def fresh_server_state() -> Any:
+    """Each test starts as a new session of a new server: its analyses run in a worker
+    process started under that test's environment (``dashboard.state.worker``, one per
+    server), and nothing of AppTest's one session (analyses, the recording file) is
+    left from an earlier test."""
+    yield
+    from streamlit.runtime import caching
+
+    from dashboard import state
+
+    state.worker.clear()  # on_release ends the child
+    caching.clear_session_resource_cache("test session id")  # AppTest's fixed session id
+    caching.clear_session_data_cache("test session id")
+
+
 @pytest.fixture
 def no_webrtc(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Replace ``webrtc_streamer`` by a no-op that records its calls and reports 'not

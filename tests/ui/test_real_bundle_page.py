@@ -20,13 +20,14 @@ def test_analyze_names_the_real_bundle_and_answers_with_it(app_env, monkeypatch,
     for x in (18, 30):
         cv2.circle(face, (x, 21), 2, 40, -1)
     cv2.ellipse(face, (24, 33), (7, 4), 0, 0, 180, 60, 2)
-    cv2.imwrite(str(tmp_path / "photo.png"), face)
+    corpus = tmp_path / "data" / "synthetic"  # only files inside a configured corpus are read
+    corpus.mkdir(parents=True)
+    cv2.imwrite(str(corpus / "photo.png"), face)
     # a drawn face: Haar sees it in the small-image face check (MTCNN wants a photographed one)
     monkeypatch.setenv("AVE_DETECTOR", "haar")
     rows = [{"clip_id": "images:happy/photo.png", "corpus": "images", "actor": "", "gender": "",
              "emotion": "happy", "intensity": "", "channel": "image", "statement": "", "repetition": "",
-             "audio_path": "", "video_path": str(tmp_path / "photo.png"), "landmarks_path": ""}]
-    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+             "audio_path": "", "video_path": str(corpus / "photo.png"), "landmarks_path": ""}]
     monkeypatch.setattr(state, "manifest", lambda kind, root: pd.DataFrame(rows))
     at = app_env("analyze", bundle=paths.shipped_bundle(), data=tmp_path / "data")
     label = paths.BUNDLE_LABELS["real"]

@@ -1,0 +1,43 @@
+"""Strings people control, shown as text: file names, corpus names, labels.
+
+Streamlit renders ``st.markdown``, ``st.caption``, ``st.error`` / ``st.info`` /
+``st.warning`` / ``st.success`` bodies and ``st.status`` / ``st.expander`` labels as
+Markdown (GitHub-flavoured, with Streamlit's own ``:color[...]``, ``:material/...:`` and
+``$...$`` math). It escapes HTML but not Markdown, so an uploaded file named
+``[click here](https://example.com) ![t](https://example.com/t.png).wav`` would show a
+live link and make every viewer's browser fetch a remote picture. :func:`plain` makes
+such a string literal before it is put in any of those.
+"""
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+#: Every ASCII punctuation character may be backslash-escaped in CommonMark (spec 0.31,
+#: section 2.4 "Backslash escapes"), and an escaped one is always literal: links,
+#: pictures, emphasis, code, headings, lists, tables, GFM autolinks (``https\://``,
+#: ``www\.``), Streamlit's directives (``:red[...]``) and math (``$``) all need one.
+_ESCAPE = str.maketrans({c: "\\" + c for c in string.punctuation})
+#: U+2060 WORD JOINER: invisible, not white space. Streamlit's Markdown also turns URLs
+#: and e-mail addresses in *text* into links after escapes are decoded (GFM autolink
+#: literals, found in the text nodes: ``https://...``, ``www.x``, ``a@b.c``), so an
+#: escape does not stop them; a joiner after ``:`` and ``@`` and after ``www`` before
+#: a dot does (checked in Chromium by tests/ui/test_browser.py).
+JOINER = "\u2060"
+_AUTOLINK = re.compile(r"([:@])|(?<=www)(?=\.)", re.IGNORECASE)
+
+
+def plain(value: object) -> str:
+    """``value`` as text that Streamlit's Markdown shows literally, on one line.
+
+    Control and format characters (Unicode categories ``Cc``, ``Cf``: line breaks, the
+    right-to-left override that makes ``gpj.exe`` read as ``exe.jpg``) become spaces,
+    runs of white space one space, and every ASCII punctuation character is
+    backslash-escaped; an invisible :data:`JOINER` follows each ``:`` and ``@`` and
+    sits between ``www`` and a dot, so no URL or address becomes a link. Letters,
+    digits and other scripts are left as they are.
+    """
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(value))
+    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + JOINER, " ".join(text.split()))
+    return text.translate(_ESCAPE)
