@@ -288,10 +288,12 @@ class _VideoPlan:
     :class:`pipeline.core.video.WindowFaces` that finds faces a few windows at a time.
 
     Memory: the sampler holds at most one window's frames (``n_frames``) while decoding,
-    the face step at most ``batch`` windows of them (8 x 15 frames of 320 x 180 RGB,
-    20 MB); afterwards each window keeps its crops, boxes and times, and
-    ``ceil(n_frames / windows)`` frames (at least one) for the display: whatever the
-    clip's length, frames never take more than about 40 MB.
+    the face step at most ``batch`` windows of them or
+    :data:`pipeline.core.video.PENDING_BYTES` (64 MB; frames arrive at
+    :data:`pipeline.core.video.FRAME_SIDE`, 960 px, for small faces); afterwards each
+    window keeps its crops, boxes and times, and ``ceil(n_frames / windows)`` frames (at
+    least one, shrunk to :data:`DISPLAY_SIDE`) for the display: whatever the clip's
+    length, frames never take more than about 100 MB.
     """
 
     def __init__(self, bundle: Any, spans: list[tuple[float, float]] | None, single: bool, info: Any,
