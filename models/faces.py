@@ -6,9 +6,10 @@ clip and pools the per-frame probabilities (:func:`pipeline.core.video.pool_fram
 
 Input: ``(size, size, channels)`` uint8 values (as float32); the first layer rescales to
 [0, 1] inside the model, as the LRCN does, so nobody divides by 255 elsewhere.
-Augmentation (flip, small rotation, zoom, shift, contrast/brightness) is part of the
-model and active only in training (Keras preprocessing layers are identities at
-inference), so the saved model serves the same crops it was trained on.
+Augmentation (flip, small rotation, zoom, shift, contrast/brightness; optionally blur
+and occlusion patches) is part of the model and active only in training (Keras
+preprocessing layers are identities at inference), so the saved model serves the same
+crops it was trained on.
 """
 from __future__ import annotations
 
@@ -17,24 +18,52 @@ from typing import Any, Sequence
 from models import register
 
 
-def _augment(x: Any, strength: float) -> Any:
+def _augment(x: Any, strength: float, blur: float = 0.0, erase: float = 0.0) -> Any:
+    """Training-only augmentation on [0, 1] images. ``strength`` scales the geometric and
+    photometric jitter (flip; rotation up to 0.04 x 2 pi x strength, about 14 degrees at
+    1; zoom and shift of 10 % / 8 % of the side, which is the scale and position jitter
+    of a detector's box around a face; contrast 30 %, brightness 15 %). ``blur``: the
+    largest Gaussian-blur factor (Keras ``RandomGaussianBlur``, 5 px kernel, sigma up to
+    1.5 px: out-of-focus webcams); ``erase``: the largest probability of one random
+    occlusion patch (Keras ``RandomErasing``, Zhong et al. 2017, "Random Erasing Data
+    Augmentation": hands, glasses, hair over the face). Neither adds weights, so a
+    model built with them takes another one's weights (warm start)."""
     from keras import layers
 
-    if strength <= 0:
-        return x
-    x = layers.RandomFlip("horizontal", name="aug_flip")(x)
-    x = layers.RandomRotation(0.04 * strength, fill_mode="nearest", name="aug_rotate")(x)
-    x = layers.RandomZoom(0.1 * strength, fill_mode="nearest", name="aug_zoom")(x)
-    x = layers.RandomTranslation(0.08 * strength, 0.08 * strength, fill_mode="nearest", name="aug_shift")(x)
-    x = layers.RandomContrast(0.3 * strength, name="aug_contrast")(x)
-    x = layers.RandomBrightness(0.15 * strength, value_range=(0.0, 1.0), name="aug_brightness")(x)
+    if strength > 0:
+        x = layers.RandomFlip("horizontal", name="aug_flip")(x)
+        x = layers.RandomRotation(0.04 * strength, fill_mode="nearest", name="aug_rotate")(x)
+        x = layers.RandomZoom(0.1 * strength, fill_mode="nearest", name="aug_zoom")(x)
+        x = layers.RandomTranslation(0.08 * strength, 0.08 * strength, fill_mode="nearest", name="aug_shift")(x)
+        x = layers.RandomContrast(0.3 * strength, name="aug_contrast")(x)
+        x = layers.RandomBrightness(0.15 * strength, value_range=(0.0, 1.0), name="aug_brightness")(x)
+    if blur > 0:
+        x = layers.RandomGaussianBlur(float(blur), kernel_size=5, sigma=(0.1, 1.5), value_range=(0.0, 1.0),
+                                      name="aug_blur")(x)
+    if erase > 0:
+        x = layers.RandomErasing(float(erase), scale=(0.02, 0.15), value_range=(0.0, 1.0), name="aug_erase")(x)
     return x
+
+
+def _loss_and_metric(label_smoothing: float, n_classes: int) -> tuple[Any, Any]:
+    """Sparse cross-entropy, or with ``label_smoothing`` > 0 the smoothed one (targets
+    ``(1 - e) * onehot + e / C``; Szegedy et al. 2016, "Rethinking the Inception
+    architecture"), both on integer labels; accuracy as ``accuracy``."""
+    import keras
+
+    metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    if label_smoothing <= 0:
+        return "sparse_categorical_crossentropy", metric
+    from models.losses import SmoothedSparseCrossentropy
+
+    return SmoothedSparseCrossentropy(n_classes, float(label_smoothing)), metric
 
 
 def build_face_cnn(input_shape: tuple[int, ...], n_classes: int, *,
                    filters: Sequence[int] = (32, 64, 128, 256), convs_per_block: int | Sequence[int] = (1, 1, 2, 2),
                    dropout: float = 0.25, head_dropout: float = 0.4, augment: float = 1.0,
                    learning_rate: float = 1e-3, bn_momentum: float = 0.99,
+                   blur: float = 0.0, erase: float = 0.0, label_smoothing: float = 0.0,
                    name: str = "face_cnn") -> Any:
     """VGG-style CNN: per block ``convs_per_block`` x [Conv2D 3x3 (same) -> BatchNorm ->
     ReLU], MaxPool 2, Dropout; then global average pooling, Dropout, Dense softmax.
@@ -44,7 +73,8 @@ def build_face_cnn(input_shape: tuple[int, ...], n_classes: int, *,
     With 48 x 48 input and four blocks the maps go 48 -> 24 -> 12 -> 6 -> 3. Adam at
     ``learning_rate``; sparse labels. ``bn_momentum``: BatchNorm's moving-average
     momentum; Keras' 0.99 needs several hundred steps to settle, so small runs (the
-    synthetic demo) use 0.9.
+    synthetic demo) use 0.9. ``blur``, ``erase``: extra training augmentation
+    (:func:`_augment`); ``label_smoothing``: see :func:`_loss_and_metric`.
     """
     import keras
     from keras import layers
@@ -58,7 +88,7 @@ def build_face_cnn(input_shape: tuple[int, ...], n_classes: int, *,
         raise ValueError(f"convs_per_block needs {len(filters)} values, got {len(convs)}")
     x = inputs = keras.Input(shape=input_shape, name="face")
     x = layers.Rescaling(1.0 / 255.0, name="to_unit_range")(x)
-    x = _augment(x, augment)
+    x = _augment(x, augment, blur, erase)
     for i, (n_filters, n_convs) in enumerate(zip(filters, convs)):
         for j in range(n_convs):
             x = layers.Conv2D(int(n_filters), 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
@@ -72,8 +102,8 @@ def build_face_cnn(input_shape: tuple[int, ...], n_classes: int, *,
         x = layers.Dropout(head_dropout, name="head_drop")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
     model = keras.Model(inputs, outputs, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, metric = _loss_and_metric(label_smoothing, n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=[metric])
     return model
 
 

@@ -71,3 +71,54 @@ def test_warm_start_begins_from_the_given_weights(images, tmp_path: Path) -> Non
         train_faces(images, tmp_path / "runs", params=FER_PARAMS,
                     config=_config(model="face_cnn", variant="other", init_from=str(first / "model.keras")),
                     cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+
+
+class _Interrupted(Exception):
+    """Stands for a killed process in the middle of a run."""
+
+
+def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Path) -> None:
+    import keras
+    import pandas as pd
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Interrupted
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    config = _config(epochs=3, seed=5, variant="resumed")
+    with pytest.raises(_Interrupted):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                    n_jobs=1, progress=False, callbacks=(StopAfterFirstEpoch(),))
+    assert not (tmp_path / "runs" / "resumed" / "holdout-seed5").exists()
+    epochs = Epochs()
+    fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                       n_jobs=1, progress=False, callbacks=(epochs,))
+    assert epochs.seen == [1, 2]  # epoch 0 was not trained again
+    assert fold.name == "holdout-seed5"  # a training seed other than the split's: its own fold
+    assert pd.read_csv(fold / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    metrics = json.loads((fold / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["n_val"] == 24
+
+
+def test_label_smoothing_blur_and_occlusion_train_and_reload(images, tmp_path: Path) -> None:
+    import keras
+
+    fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS,
+                       config=_config(epochs=1, variant="smooth",
+                                      hparams={"augment": 1.0, "blur": 0.5, "erase": 0.5, "label_smoothing": 0.1}),
+                       cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    model = keras.models.load_model(fold / "model.keras", compile=False)
+    names = {layer.name for layer in model.layers}
+    assert {"aug_blur", "aug_erase"} <= names
+    crops = np.full((2, 48, 48, 1), 128, np.float32)
+    proba = model.predict_on_batch(crops)
+    assert proba.shape == (2, len(FER_PARAMS.classes)) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose(model(crops, training=False), proba, atol=1e-6)  # augmentation is off when serving

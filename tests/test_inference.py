@@ -196,7 +196,8 @@ def test_long_clip_gives_a_timeline(tiny_bundle, clips):
     assert first.audio.winner[0] == "happy" and last.video.winner[0] == "fearful"
     assert result.fused.ok and set(result.fused.probabilities) == set(tiny_bundle.classes)
     payload = json.loads(json.dumps(result.to_json()))
-    assert len(payload["timeline"]) == 10 and payload["timeline"][3]["start"] == pytest.approx(6.0)
+    # the windows follow the voice (serve/windows.py): 20.06 s of it in ten equal pieces
+    assert len(payload["timeline"]) == 10 and payload["timeline"][3]["start"] == pytest.approx(6.0, abs=0.05)
 
 
 def test_silent_audio_abstains(tiny_bundle, clips):

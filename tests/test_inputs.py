@@ -240,18 +240,24 @@ def test_too_short_sound_beside_a_face_keeps_exit_0(tiny_bundle, tmp_path, capsy
 
 
 def test_too_short_timeline_window(tiny_bundle, tmp_path, capsys):
-    """A 20 s clip whose fourth 2 s window holds only 0.3 s of voice: that window
-    abstains, the others answer, the clip-level answer averages those."""
-    y = tone(PITCHES[2], 20.0)
-    y[int(6.3 * SR):int(8.0 * SR)] = 0.0
+    """A 20 s clip: 6.3 s of voice, a lone 0.3 s sound at 10 s, voice again from 14 s.
+    The windows follow the voice (a pause never cuts it; issue 19), so only the window
+    around the lone sound holds too little voice: it abstains, the others answer, the
+    clip-level answer averages those."""
+    y = np.zeros(20 * SR, np.float32)
+    y[:int(6.3 * SR)] = tone(PITCHES[2], 6.3)
+    y[10 * SR:int(10.3 * SR)] = tone(PITCHES[2], 0.3)
+    y[14 * SR:] = tone(PITCHES[2], 6.0)
     clip = write_wav(tmp_path / "gap.wav", y)
     result = inference.analyze(clip, tiny_bundle)
-    assert len(result.timeline) == 10
-    assert result.timeline[3].audio.status == "too short: 0.3 s of speech, at least 1.0 s needed"
-    assert all(w.audio.ok for i, w in enumerate(result.timeline) if i != 3)
-    assert result.audio.ok and result.audio.detail == "mean of 9 of 10 windows"
+    assert len(result.timeline) == 8  # 6.3 s in 4 pieces, the lone sound, 6 s in 3
+    lone = [i for i, w in enumerate(result.timeline) if w.start < 10.0 and w.end > 10.3]
+    assert lone == [4] and result.timeline[4].end - result.timeline[4].start == pytest.approx(2.0)
+    assert result.timeline[4].audio.status == "too short: 0.3 s of speech, at least 1.0 s needed"
+    assert all(w.audio.ok for i, w in enumerate(result.timeline) if i != 4)
+    assert result.audio.ok and result.audio.detail == "mean of 7 of 8 windows"
     rc, payload, _ = predict_json(clip, tiny_bundle.path, capsys=capsys)
-    assert rc == 0 and payload["timeline"][3]["audio"]["status"].startswith("too short")
+    assert rc == 0 and payload["timeline"][4]["audio"]["status"].startswith("too short")
 
 
 def test_too_short_face_video_for_a_clip_model(tiny_bundle, tmp_path, capsys):

@@ -232,6 +232,93 @@ def test_downmix_weighs_the_speech_band():
     assert np.allclose(mono, 0.95 * voice) and note == ""
 
 
+# --------------------------------------------------------------------------- clear refusals first
+def write_recording(path: Path, seconds: float = 3.0, faststart: bool = False) -> Path:
+    """An MP4 of a changing picture and a tone as a camera writes it: the index (moov)
+    last, unless ``faststart``."""
+    import av
+
+    from test_inputs import _encode_audio
+
+    options = {"movflags": "faststart"} if faststart else {}
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        video = out.add_stream("h264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        sound = out.add_stream("aac", rate=SR)
+        sound.layout = "mono"
+        for i in range(int(seconds * 10)):
+            picture = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        _encode_audio(out, sound, tone(PITCHES[4], seconds), SR)
+    return path
+
+
+def refused_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Inputs ``check_input`` refuses, with the words each refusal must hold."""
+    whole = write_recording(folder / "whole.mp4").read_bytes()
+    (folder / "cut.mp4").write_bytes(whole[: len(whole) // 2])
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.mp3").write_text("shopping list: eggs, milk\n" * 50)
+    (folder / "random.mov").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return {"cut": (folder / "cut.mp4", "the file is incomplete (cut short)"),
+            "empty": (folder / "empty.wav", "empty (0 bytes)"),
+            "text": (folder / "notes.mp3", "not a readable audio or video file"),
+            "noise": (folder / "random.mov", "not a readable audio or video file")}
+
+
+def test_check_input_refuses_at_once_in_words(tmp_path):
+    for kind, (path, said) in refused_inputs(tmp_path).items():
+        with pytest.raises(media.MediaError, match=r"\S") as err:
+            media.check_input(path)
+        assert said in str(err.value), (kind, str(err.value))
+        with pytest.raises(media.MediaError):
+            media.check_input(path.read_bytes(), name=path.name)
+    info = media.check_input(tmp_path / "whole.mp4")
+    assert info is not None and info.has_video
+    fast = write_recording(tmp_path / "fast.mp4", faststart=True).read_bytes()
+    (tmp_path / "fast-half.mp4").write_bytes(fast[: len(fast) // 2])  # index first: opens, decodes what is there
+    assert media.check_input(tmp_path / "fast-half.mp4") is not None
+
+
+def test_analyze_says_cut_short(tiny_bundle, tmp_path):
+    path, said = refused_inputs(tmp_path)["cut"]
+    with pytest.raises(media.MediaError, match=r"incomplete \(cut short\)"):
+        inference.analyze(path, tiny_bundle)
+
+
+def test_predict_refuses_before_the_bundle_loads(tiny_bundle, tmp_path, monkeypatch, capsys):
+    from pipeline.entry.cli import main
+    from pipeline.serve import bundle as bundle_mod
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the bundle was loaded for a file that cannot be analysed")
+
+    monkeypatch.setattr(bundle_mod, "load_bundle", no_loading)
+    for kind, (path, said) in refused_inputs(tmp_path).items():
+        assert main(["predict", str(path), "--bundle", str(tiny_bundle.path), "--json"]) == 2, kind
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and err.count("\n") == 1, (kind, err)
+
+
+def test_a_leading_dash_name_gets_the_double_dash_hint(tiny_bundle, tmp_path, monkeypatch, capsys):
+    from pipeline.entry.cli import build_parser, main
+
+    monkeypatch.chdir(tmp_path)
+    write_audio(tmp_path / "-rf.wav", tone(PITCHES[4], 3.0)[None, :], SR, "pcm_s16le", "wav")
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--bundle", str(tiny_bundle.path), "-rf.wav"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: clip" in err and "put -- before it" in err
+    assert main(["predict", "--bundle", str(tiny_bundle.path), "--json", "--", "-rf.wav"]) == 0
+    assert '"status": "ok"' in capsys.readouterr().out
+    assert "-- before it" in build_parser()._subparsers._group_actions[0].choices["predict"].format_help()
+
+
 if __name__ == "__main__":  # the subprocess bodies of the walks
     kind = sys.argv[1]
     sys.exit(_walk_files(Path(sys.argv[2])) if kind == "files" else _walk_frames())

@@ -87,7 +87,72 @@ def _open(source: Source):
     try:
         return av.open(handle, mode="r", metadata_errors="ignore")
     except Exception as err:  # PyAV raises many subclasses (InvalidDataError, ...)
+        cut = cut_short_reason(source)
+        if cut:
+            raise MediaError(f"{_name(source)}: the file is incomplete (cut short): {cut}") from err
         raise MediaError(f"{_name(source)} is not a readable audio or video file ({type(err).__name__})") from err
+
+
+#: Top-level box types of an ISO base media file (MP4, M4A, MOV, 3GP; ISO/IEC 14496-12
+#: section 4.2 and QuickTime's atoms): a file opening with one of them is read as boxes.
+_ISO_BOXES: frozenset[bytes] = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot",
+                                          b"uuid", b"styp", b"sidx", b"moof", b"meta", b"pdin"})
+
+
+def _head_and_size(source: Source, n: int) -> tuple[bytes, int, Callable[[int, int], bytes]]:
+    """The first ``n`` bytes of ``source``, its size, and a reader ``read(offset, k)``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data[:n], len(data), lambda offset, k: data[offset:offset + k]
+    path = Path(source)
+
+    def read(offset: int, k: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(k)
+
+    return read(0, n), path.stat().st_size, read
+
+
+def cut_short_reason(source: Source) -> str:
+    """Why an ISO base media file (MP4, M4A, MOV, 3GP) is incomplete, or ``""``.
+
+    Walks the top-level boxes (size, type: ISO/IEC 14496-12 section 4.2) from the
+    start: a box running past the end of the file, or a file whose boxes end without
+    the index (``moov``), was cut short (a copy or upload stopped early; a camera
+    writes the index last). Reads only the 8 or 16 bytes of each box header. Any other
+    kind of file, or one that cannot be read, gives ``""``."""
+    try:
+        head, size, read = _head_and_size(source, 16)
+    except OSError:
+        return ""
+    if len(head) < 8 or head[4:8] not in _ISO_BOXES:
+        return ""
+    offset, seen = 0, set()
+    for _ in range(100_000):  # a bound on the walk, far above any real file's box count
+        if offset == size:
+            break
+        header = read(offset, 16)
+        if len(header) < 8:
+            return f"a box header is cut off at byte {offset} of {size}"
+        box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if box_size == 1:  # 64-bit size follows the type
+            if len(header) < 16:
+                return f"a box header is cut off at byte {offset} of {size}"
+            box_size = int.from_bytes(header[8:16], "big")
+        elif box_size == 0:  # the last box runs to the end of the file
+            box_size = size - offset
+        if box_size < 8:
+            return ""  # not a box structure we understand: let the decoder judge
+        seen.add(kind)
+        if offset + box_size > size:
+            where = "inside its index (moov)" if kind == b"moov" else f"inside its {kind.decode('latin-1')!r} box"
+            missing = "" if b"moov" in seen else " and the index (moov) is missing"
+            return f"it ends at byte {size}, {where}{missing}"
+        offset += box_size
+    if b"moov" not in seen and b"moof" not in seen:
+        return "the index (moov) that a recording writes last is missing"
+    return ""
 
 
 def _rotation(stream) -> int:
@@ -130,6 +195,60 @@ def probe(source: Source) -> MediaInfo:
     """
     with _open(source) as container:
         return _describe(container)
+
+
+#: Packets :func:`check_input` reads looking for one decodable frame before it calls
+#: the file unreadable (a few seconds of any stream; a bound on the work).
+CHECK_PACKETS: int = 200
+
+
+def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
+    """Refuse at once, before any model loads, what cannot be analysed; cheap (headers
+    and one decoded frame). Returns the container's :class:`MediaInfo`, or None for a
+    still image (:func:`is_image`; ``name`` is the upload's file name, for its extension).
+
+    Raises :class:`MediaError` with a plain reason: a missing path or a folder, an empty
+    or oversized file, an MP4/M4A/MOV cut short before its index ("the file is
+    incomplete (cut short)", :func:`cut_short_reason`), a file that is not audio, video
+    or an image, one with neither sound nor pictures, or one whose first
+    :data:`CHECK_PACKETS` packets yield no frame.
+    """
+    import av
+
+    if is_image(source, name):
+        load_image(source)
+        return None
+    label = name or _name(source)
+    with _open(source) as container:
+        info = _describe(container)
+        if not (info.has_audio or info.has_video or container.streams.video):
+            raise MediaError(f"{label} holds neither an audio nor a video track")
+        # (a still picture alone is judged by the analysis, which says what it is)
+        stream = container.streams.audio[0] if info.has_audio else (_video_stream(container)
+                                                                     or container.streams.video[0])
+        if stream.type == "audio":
+            _check_stream(stream, label)
+        error: Exception | None = None
+        try:
+            for i, packet in enumerate(container.demux(stream)):
+                if i >= CHECK_PACKETS:
+                    break
+                try:
+                    if packet.decode():  # frames are only counted: nothing converted here
+                        return info
+                except av.error.FFmpegError as err:  # one bad packet: try the next
+                    error = err
+            else:  # every packet read: the decoder may still hold frames (B-frame delay)
+                try:
+                    if stream.codec_context.decode(None):
+                        return info
+                except av.error.FFmpegError as err:
+                    error = err
+        except av.error.FFmpegError as err:  # the container itself cannot be read on
+            error = err
+    why = f" ({error})" if error is not None else ""
+    raise MediaError(f"{label}: no {stream.type} frame decodes from its first {CHECK_PACKETS} packets{why} "
+                     "(a damaged file, or not audio or video)")
 
 
 def _describe(container) -> MediaInfo:

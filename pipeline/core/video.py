@@ -440,8 +440,10 @@ class WindowSampler:
     only the frames each analysis window needs, and hands each window over as soon as
     it is complete, so memory does not grow with the clip's length.
 
-    ``spans``: the windows ``(start, end)`` in seconds from the first frame, consecutive
-    and ``span`` seconds apart (:func:`pipeline.serve.inference.windows`); ``single``: one
+    ``spans``: the windows ``(start, end)`` in seconds from the first frame, sorted and
+    disjoint: a grid ``span`` seconds apart (:func:`pipeline.serve.inference.windows`) or
+    windows that follow the speech (:func:`pipeline.serve.windows.speech_windows`; frames
+    between windows are not kept); ``single``: one
     window over the whole clip, whose pictures last ``spans[0][1]`` seconds (the
     training crop of a short clip: ``n`` frames from its first to its last frame);
     ``spans=None``: the clip's length is unknown (some recordings do not say), so frames
@@ -458,6 +460,7 @@ class WindowSampler:
                  on_window: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
         self.n = int(n)
         self.spans = None if spans is None else [(float(a), float(b)) for a, b in spans]
+        self._starts = [a for a, _ in self.spans or []]
         self.single = bool(single)
         self.span = float(span)
         self.single_until = float(single_until)
@@ -467,7 +470,7 @@ class WindowSampler:
         self._unknown = self.spans is None
         self._current = 0  # window being filled (multi-window mode)
         self._rows: list[tuple[float, np.ndarray]] = []
-        self._next = 0.0
+        self._next = self.spans[0][0] if self.spans and not self.single else 0.0  # the first wanted instant
         self.emitted: list[int] = []
 
     # ---- planning
@@ -483,6 +486,15 @@ class WindowSampler:
             start, end = k * self.span, (k + 1) * self.span
         return np.linspace(start, max(end - self.step, start), self.n)
 
+    def _window_of(self, t: float) -> int:
+        """Index of the window a frame at ``t`` s belongs to: the last one starting at or
+        before it (half a frame interval of slack), the grid's when no spans are known."""
+        if self.spans is None:
+            return int(t // self.span)
+        import bisect
+
+        return max(0, bisect.bisect_right(self._starts, t + self.step / 2) - 1)
+
     def _prefix(self) -> bool:
         return self._unknown and not self.single
 
@@ -493,7 +505,7 @@ class WindowSampler:
             grid = self.span / (2 * self.n)
             self._next = grid * (np.floor(x / grid) + 1)
             return
-        k = 0 if self.single else int(t // self.span)  # the window this frame belongs to
+        k = 0 if self.single else self._window_of(t)  # the window this frame belongs to
         targets = self._targets(k)
         later = targets[targets > x]
         if later.size:
@@ -526,7 +538,7 @@ class WindowSampler:
         self._add_windowed(t, rgb)
 
     def _add_windowed(self, t: float, rgb: np.ndarray) -> None:
-        k = int(t // self.span)
+        k = self._window_of(t)
         if k > self._current:
             self._emit(self._current)
             self._current = k

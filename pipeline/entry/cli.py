@@ -102,6 +102,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         calibrated[mode] = folder
     bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name,
                            fusion_rule=args.fusion_rule, card=args.card, video_bundle=args.video_from_bundle,
+                           audio_bundle=args.audio_from_bundle,
                            audio_calibrated=calibrated if args.audio_calibrated is not None else None)
     print(f"bundle written to {bundle}")
     return 0
@@ -118,6 +119,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
+    media.check_input(clip)  # empty, cut short, not media: refused before any model loads
 
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import analyze
@@ -129,12 +131,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         detector = make_detector(args.detector)
     result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    explained = None
+    if args.explain:
+        from pipeline.serve.explain import explain, describe_explanation
+
+        explained = explain(result, bundle, heatmaps=False)  # heatmaps are pictures: the dashboard's
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if explained is not None:
+            out["explanation"] = explained.to_json()
+        print(json.dumps(out, indent=2))
     else:
         from pipeline.serve.inference import describe
 
         print(describe(result))
+        if explained is not None:
+            print(describe_explanation(explained))
     if not (result.audio.ok or result.video.ok):
         print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
               f"video: {result.video.status}", file=sys.stderr)
@@ -169,6 +181,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_train_faces(args: argparse.Namespace) -> int:
     import dataclasses
 
+    import yaml
+
     from pipeline.core.corpora import scan
     from pipeline.research.face_training import FER_PARAMS, FaceTrainingConfig, train_faces
 
@@ -177,15 +191,45 @@ def _cmd_train_faces(args: argparse.Namespace) -> int:
         raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
     if args.init_from and not Path(args.init_from).is_file():
         raise UserError(f"--init-from {args.init_from}: no such model file")
+    hparams = {}
+    for item in args.hparam or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--hparam {item!r}: expected KEY=VALUE (e.g. label_smoothing=0.1)")
+        hparams[key] = yaml.safe_load(value)
     config = FaceTrainingConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.learning_rate, variant=args.variant or args.model,
-                                init_from=str(args.init_from or ""))
+                                init_from=str(args.init_from or ""), hparams=hparams, seed=args.seed,
+                                class_weight_power=args.class_weight_power)
     params = dataclasses.replace(FER_PARAMS, crop_size=args.size)
     fold = train_faces(frame, args.out, params=params, config=config, progress=not args.quiet,
                        root=str(args.root))
     metrics = json.loads((fold / "metrics.json").read_text())
     print(f"{fold}: validation accuracy {metrics['accuracy']:.1%}, UAR {metrics['uar']:.1%} "
           f"on {metrics['n_test']} held-out images")
+    return 0
+
+
+def _cmd_tune_faces(args: argparse.Namespace) -> int:
+    from pipeline.core.corpora import scan
+    from pipeline.research.face_posthoc import PosthocConfig, tune_faces
+    from pipeline.research.face_training import FER_PARAMS
+
+    if not Path(args.model).is_file():
+        raise UserError(f"--model {args.model}: no such model file")
+    frame, _ = scan("images", args.root)
+    if not len(frame):
+        raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
+    config = PosthocConfig(base=args.base, view_sets=tuple(args.views.split(",")),
+                           calibrations=tuple(args.calibration.split(",")))
+    try:
+        folds = tune_faces(args.model, frame, args.out, params=FER_PARAMS, config=config, progress=not args.quiet,
+                           root=str(args.root))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    for fold in folds:
+        m = json.loads((fold / "metrics.json").read_text())
+        print(f"{fold.parent.name}: accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  ECE {m['ece']:.3f}")
     return 0
 
 
@@ -198,9 +242,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What to do about a file name that starts with a dash (argparse reads it as an option).
+DASH_HINT = ("hint: a file name that starts with '-' reads as an option; put -- before it, "
+             "e.g. python -m pipeline predict --bundle B -- -name.wav")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the ``--`` hint when a missing or unrecognised argument may be a
+    file name starting with a dash (``-rf.wav``); sub-parsers are of this class too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "required: clip" in message or "unrecognized arguments: -" in message \
+                or "expected one argument" in message:
+            message = f"{message}\n{DASH_HINT}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m pipeline",
         description="Audio-visual emotion recognition workbench: corpora, training, "
                     "evaluation and prediction.")
@@ -264,14 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
     p.add_argument("--video-from-bundle", metavar="BUNDLE",
                    help="carry the video branch of an existing bundle over unchanged (instead of --video)")
+    p.add_argument("--audio-from-bundle", metavar="BUNDLE",
+                   help="carry the audio branch of an existing bundle over unchanged, with its speaker-normalised "
+                        "models, temperatures and reference (instead of --audio)")
     p.add_argument("--audio-calibrated", action="append", metavar="MODE=RUN",
                    help="a speaker-normalised voice model: neutral=RUN or session=RUN (a run variant with an "
                         "all-0 fold); also fits the held-out temperatures and the training features' reference")
 
     p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
+    p.epilog = ("An empty, cut-short or non-media file is refused before the bundle loads. A file name "
+                "that starts with '-' needs -- before it: python -m pipeline predict -- -name.wav")
     p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="add why: valence/arousal of each answer, the voice's cue-group contributions, the face "
+                        "model's per-frame answers (docs/explain.md)")
     p.add_argument("--landmarks", help="OpenFace landmark CSV of the clip (corpus samples): crops from it, no detector")
     p.add_argument("--detector", choices=["mtcnn", "haar"],
                    help="face detector for clips without landmarks (default: the bundle's, usually mtcnn)")
@@ -307,6 +375,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=2e-3,
                    help="peak learning rate of the cosine schedule (default 2e-3)")
     p.add_argument("--init-from", help="model.keras of a finished run to start from (warm start, same model)")
+    p.add_argument("--seed", type=int, default=13,
+                   help="training seed (default 13); the validation split always uses seed 13")
+    p.add_argument("--class-weight-power", type=float, default=0.5,
+                   help="class weights (n / (k n_c)) ** POWER: 0 none, 0.5 square root (default), 1 balanced")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE",
+                   help="model hyperparameter, repeatable (face_cnn: augment, blur, erase, label_smoothing, ...)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    p = add("tune-faces", _cmd_tune_faces,
+            "Measure test-time views and per-class recalibration of a face model on its validation split.")
+    p.add_argument("--model", required=True, help="the face model (model.keras of a train-faces run or a bundle)")
+    p.add_argument("--root", required=True, help="the image set it was trained on (its validation split is rebuilt)")
+    p.add_argument("--out", default=str(paths.runs_dir() / "real_video"), help="experiment folder (default runs/real_video)")
+    p.add_argument("--base", default="face_cnn", help="variant name prefix: <base>+<views>+<recalibration>")
+    p.add_argument("--views", default="none,flip,crops,flip_crops",
+                   help="comma-separated view sets (none, flip, crops, flip_crops)")
+    p.add_argument("--calibration", default="none,vector",
+                   help="comma-separated recalibrations (none, temperature, vector)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")

@@ -11,11 +11,17 @@ stratified validation split, and fits a registered face model (``face_cnn``) wit
 - class weights ``(n / (k * n_c)) ** power`` (``power`` 0.5 by default: a square-root
   balancing, so ``disgust``, 1.5% of FER2013, is not drowned out without trading the
   frequent classes' accuracy away);
+- optionally label smoothing, Gaussian blur and occlusion patches (``hparams``
+  ``label_smoothing``, ``blur``, ``erase``);
 - a cosine-decayed learning rate, the epoch with the best validation accuracy kept;
 - an epoch checkpoint (``keras.callbacks.BackupAndRestore``), so an interrupted run
   resumes at the epoch it reached.
 
-The finished run is written to the results store as ``<out>/<variant>/holdout-1/``
+The validation split depends on ``split_seed`` only (13, the shipped model's), so runs
+with other training seeds (``seed``: weights, shuffling, augmentation) are scored on the
+same images and never train on them. The finished run is written to the results store
+as ``<out>/<variant>/holdout-1/`` (``holdout-seed<N>`` for a training seed other than
+``split_seed``: a variant's seeds are its folds, summarised as mean +- std)
 (``config.yaml``, ``metrics.json`` with per-class recall, ``history.csv``,
 ``predictions.csv`` for every validation image, ``model.keras``), which
 ``python -m pipeline export`` turns into a bundle's video branch.
@@ -54,7 +60,11 @@ class FaceTrainingConfig:
     learning_rate: float = 2e-3
     val_fraction: float = 0.1
     class_weight_power: float = 0.5
+    #: Training seed (initial weights, shuffling, augmentation).
     seed: int = 13
+    #: Seed of the stratified validation split: keep 13 to compare with (and warm-start
+    #: from) the shipped model without training on its validation images.
+    split_seed: int = 13
     variant: str = "face_cnn"
     #: A ``model.keras`` of the same architecture to start from (warm start: a second
     #: learning-rate cycle on a finished run); "" trains from scratch.
@@ -78,6 +88,37 @@ def labelled(manifest: pd.DataFrame, classes: tuple[str, ...]) -> tuple[pd.DataF
     return manifest.loc[known].reset_index(drop=True), {str(k): int(v) for k, v in skipped.items()}
 
 
+def fold_name(config: FaceTrainingConfig) -> str:
+    """``holdout-1`` for the split's own seed, else ``holdout-seed<seed>``."""
+    return "holdout-1" if config.seed == config.split_seed else f"holdout-seed{config.seed}"
+
+
+def face_images(manifest: pd.DataFrame, params: Preprocessing, *, cache_dir: str | Path | None = None,
+                n_jobs: int = 2, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
+                                                                 dict[str, int], int]:
+    """The model inputs of an image manifest, as training sees them.
+
+    Returns ``(rows, X, y, skipped, unreadable)``: the usable rows, X (n, size, size,
+    channels) uint8 through the one crop-to-input path (cached on disk), y (n,) class
+    indices in ``params.classes`` order, emotions outside the label set by count, and
+    how many images could not be read. Raises ValueError when fewer than two classes remain.
+    """
+    from pipeline.core import paths
+    from pipeline.research import features
+
+    classes = params.classes
+    rows, skipped = labelled(manifest, classes)
+    if rows["emotion"].nunique() < 2:
+        raise ValueError("need images of at least two emotions of the label set")
+    failed: list[tuple[str, str]] = []
+    X = features.extract(rows, "faces", params, cache_dir or paths.cache_dir(), n_jobs=n_jobs,
+                         progress=progress, failed=failed)
+    rows = features.drop_failed(rows, failed)
+    X = np.asarray(X)[:, 0]  # one frame per image: (n, size, size, channels)
+    y = rows["emotion"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+    return rows, X, y, skipped, len(failed)
+
+
 def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (train, validation) index arrays (scikit-learn ``train_test_split``)."""
     from sklearn.model_selection import train_test_split
@@ -97,36 +138,30 @@ def _cosine(base: float, epochs: int):
 def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessing = FER_PARAMS,
                 config: FaceTrainingConfig | None = None, cache_dir: str | Path | None = None,
                 n_jobs: int = 2, progress: bool = True, corpus: str = "images",
-                root: str = "") -> Path:
+                root: str = "", callbacks: tuple[Any, ...] = ()) -> Path:
     """Fit the per-frame face model on an image manifest; write the run; return its fold folder.
 
     ``manifest``: rows with ``video_path`` images and ``emotion`` (images outside the
     label set are left out and counted). A finished run (``metrics.json`` present) is
-    not retrained. Raises ValueError when fewer than two classes remain.
+    not retrained; an interrupted one resumes at its last finished epoch. ``callbacks``:
+    extra Keras callbacks, run after the checkpointing ones. Raises ValueError when
+    fewer than two classes remain.
     """
-    from pipeline.research import features, results
+    from pipeline.research import results
     from pipeline.research import store
-    from pipeline.core import paths
     from pipeline.research.evaluation import evaluate
 
     config = config or FaceTrainingConfig()
     classes = params.classes
-    fold_dir = Path(out) / config.variant / "holdout-1"
+    fold_dir = Path(out) / config.variant / fold_name(config)
     if store.fold_done(fold_dir):
         log.info("%s is finished; skipping", fold_dir)
         return fold_dir
-    rows, skipped = labelled(manifest, classes)
-    if rows["emotion"].nunique() < 2:
-        raise ValueError("need images of at least two emotions of the label set")
-    failed: list[tuple[str, str]] = []
-    X = features.extract(rows, "faces", params, cache_dir or paths.cache_dir(), n_jobs=n_jobs,
-                         progress=progress, failed=failed)
-    rows = features.drop_failed(rows, failed)
-    X = np.asarray(X)[:, 0]  # one frame per image: (n, size, size, channels)
-    y = rows["emotion"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-    train, val = holdout_split(y, config.val_fraction, config.seed)
+    rows, X, y, skipped, unreadable = face_images(manifest, params, cache_dir=cache_dir, n_jobs=n_jobs,
+                                                  progress=progress)
+    train, val = holdout_split(y, config.val_fraction, config.split_seed)
     log.info("%d training and %d validation images (%d left out, %d unreadable)",
-             len(train), len(val), sum(skipped.values()), len(failed))
+             len(train), len(val), sum(skipped.values()), unreadable)
 
     from pipeline.core.native import load_before_tensorflow
 
@@ -145,7 +180,7 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
         except ValueError as err:
             raise ValueError(f"{config.init_from} is not a {config.model} of this shape ({err})") from None
         log.info("starting from the weights of %s", config.init_from)
-    work = Path(out) / config.variant / ".work"
+    work = Path(out) / config.variant / ".work" / fold_dir.name
     work.mkdir(parents=True, exist_ok=True)
     best_path = work / "best.keras"
     callbacks = [
@@ -153,6 +188,7 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
         keras.callbacks.LearningRateScheduler(_cosine(config.learning_rate, config.epochs)),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
+        *callbacks,
     ]
     started = time.perf_counter()
     model.fit(X[train].astype(np.float32), y[train], validation_data=(X[val].astype(np.float32), y[val]),
@@ -165,7 +201,7 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
     metrics = evaluate(y[val], probs, classes)
     metrics["per_class_recall"] = {c: metrics["report"][c]["recall"] for c in classes}
     metrics.update(train_seconds_this_session=round(seconds, 1), n_train=int(len(train)),
-                   n_val=int(len(val)), skipped_emotions=skipped, unreadable=len(failed),
+                   n_val=int(len(val)), skipped_emotions=skipped, unreadable=unreadable,
                    fold=fold_dir.name, variant=config.variant, group="real", protocol="holdout",
                    experiment=Path(out).name, branch="video", model=config.model, feature="faces")
     history = pd.read_csv(work / "history.csv").drop_duplicates("epoch", keep="last")
@@ -177,7 +213,7 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
     fold_config = {
         "experiment": Path(out).name, "variant": config.variant, "fold": fold_dir.name, "branch": "video",
         "corpus": {"name": corpus, "root": root}, "labels": params.labels, "protocol": {"kind": "holdout",
-        "fraction": config.val_fraction, "stratified": True, "seed": config.seed},
+        "fraction": config.val_fraction, "stratified": True, "seed": config.split_seed},
         "model": {"name": config.model, "params": config.hparams}, "framework": "keras",
         "feature_kind": "faces", "features": {"kind": "faces", "pooling": "mean_log"},
         "training": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("model", "hparams", "variant")},

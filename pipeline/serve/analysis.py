@@ -68,6 +68,10 @@ class BranchResult:
     normalisation: str = ""
     #: What was measured about the input (:meth:`pipeline.serve.conditions.Conditions.to_json`).
     conditions: dict[str, Any] = field(default_factory=dict)
+    #: The feature row the model answered from (after any speaker normalisation) and the
+    #: normalisation mode's key, kept for :mod:`pipeline.serve.explain`; not in the JSON.
+    model_input: np.ndarray | None = field(default=None, repr=False, compare=False)
+    model_mode: str = ""
 
     @property
     def ok(self) -> bool:

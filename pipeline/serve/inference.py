@@ -89,6 +89,37 @@ def windows(duration: float, params: Preprocessing) -> list[tuple[float, float]]
     return [(float(s), float(min(s + span, duration))) for s in starts]
 
 
+def clip_windows(clip: Any, bundle: Any, first: Any) -> tuple[list[tuple[float, float]], bool, Any]:
+    """The analysis windows of a decoded clip (a :class:`pipeline.core.media.Media`), whether
+    it is read as one window, and Silero's per-frame scores when they were computed.
+
+    A clip within one window (:func:`windows`) is that one window, exactly the training
+    crop. A longer one with sound is read in windows that follow its speech
+    (:func:`pipeline.serve.windows.speech_windows`, on the bundle's voice activity:
+    Silero VAD or the level), so no sentence is cut in two; stretches without speech get
+    windows too when the clip has pictures. Without sound, or without any voice, the
+    fixed grid of :func:`windows`.
+    """
+    duration = min(clip.duration, MAX_SECONDS)
+    grid = windows(duration, first.params)
+    if len(grid) == 1 or bundle.audio is None or clip.waveform is None:
+        return grid, len(grid) == 1, None
+    from pipeline.core import audio as audio_mod
+    from pipeline.serve.windows import speech_windows
+
+    params = bundle.audio.params
+    scores = None
+    if params.voice_activity == "vad":
+        from pipeline.core import vad
+
+        scores = vad.speech_probabilities(clip.waveform, params.sample_rate)  # once per clip
+    voice = audio_mod.voice_activity(clip.waveform, params.sample_rate,
+                                     "vad" if scores is not None else None, probabilities=scores)
+    spans = speech_windows(voice.segments, duration, first.params.duration, cover_gaps=clip.info.has_video,
+                           min_voice_s=audio_mod.min_speech_seconds(params))
+    return (spans or grid), False, scores
+
+
 def _window_params(params: Preprocessing, start: float) -> Preprocessing:
     """The same preprocessing with the analysis window moved to ``start`` seconds."""
     return dataclasses.replace(params, offset=float(start))
@@ -120,7 +151,7 @@ class _AudioOut:
 
 
 def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: bool,
-           timings: dict[str, float], calibration: Any = None) -> _AudioOut:
+           timings: dict[str, float], calibration: Any = None, scores: np.ndarray | None = None) -> _AudioOut:
     """The audio branch on the clip's decoded sound (``clip``: a :class:`pipeline.core.media.Media`):
     check for silence (or, for a bundle that listens for a voice, Silero VAD: one scoring
     of the whole clip serves the "no speech" check and every window's "too short"),
@@ -143,7 +174,6 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
     sr = params.sample_rate
     y, notes = clip.waveform, list(clip.notes)
     gated = params.voice_activity == "vad"  # the bundle listens for a voice, not for loudness
-    scores = None
     with _timer(timings, "features_audio"):
         mfcc_params = params if single else dataclasses.replace(params, offset=0.0,
                                                                  duration=max(len(y) / sr, 0.1))
@@ -153,7 +183,8 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
         with _timer(timings, "vad_audio"):
             from pipeline.core import vad
 
-            scores = vad.speech_probabilities(y, sr)  # once per clip: the costly part of Silero
+            if scores is None:  # once per clip: the costly part of Silero
+                scores = vad.speech_probabilities(y, sr)
             reason = audio_mod.no_speech_reason(y, sr, probabilities=scores)
         if reason:
             return _AudioOut(y, [BranchResult(audio_mod.NO_SPEECH, {}, reason)] * len(spans), mfcc, mfcc_t, notes)
@@ -189,7 +220,8 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
     results = [BranchResult(SILENT, {}, "this window is silent") if s
                else BranchResult(t, {}, "the rest of the analysis window holds no voice (silence or padding)") if t
                else BranchResult(OK, _probabilities(params.classes, w.proba), notes=w.notes,
-                                 normalisation=w.normalisation, conditions=w.conditions)
+                                 normalisation=w.normalisation, conditions=w.conditions,
+                                 model_input=w.features, model_mode=w.mode)
                for w, s, t in zip(answers, silent, short)]
     return _AudioOut(y, results, mfcc, mfcc_t, notes)
 
@@ -563,7 +595,8 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
         if not (info.has_audio or info.has_video):
             return None
         if clip.duration > 0.0:  # the container's length, else the sound's
-            spans = windows(min(clip.duration, MAX_SECONDS), first.params)
+            with _timer(timings, "windows"):
+                spans, state["single"], state["scores"] = clip_windows(clip, bundle, first)
             state["spans"] = spans
             thread = threading.Thread(target=_run_audio, args=(clip, spans), name="analyze-audio", daemon=True)
             state["audio_thread"] = thread
@@ -571,13 +604,14 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
         if bundle.video is None or not info.has_video:
             return None
         spans = state.get("spans")
-        single = spans is not None and len(spans) == 1
+        single = spans is not None and state["single"]
         state["video"] = _VideoPlan(bundle, spans, single, info, first, landmarks_path, detector, every=5)
         return state["video"].sampler
 
     def _run_audio(clip: Any, spans: list[tuple[float, float]]) -> None:
         try:
-            state["audio"] = _audio(clip, bundle, spans, len(spans) == 1, timings, calibration) \
+            state["audio"] = _audio(clip, bundle, spans, state["single"], timings, calibration,
+                                    state.get("scores")) \
                 if clip.info.has_audio else \
                 _AudioOut(None, [BranchResult(NO_AUDIO if bundle.audio is not None else NO_MODEL)] * len(spans))
         except BaseException as err:  # raised again in the caller's thread
@@ -596,10 +630,12 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
     duration = float(clip.duration)
     known_duration = info.duration > 0.0
     if "spans" not in state:  # the length was known only once the pictures were decoded
+        # (the grid: the pictures were sampled on it while the length was unknown)
         state["spans"] = windows(min(duration, MAX_SECONDS), first.params)
+        state["single"] = len(state["spans"]) == 1
         _run_audio(clip, state["spans"])
     spans = state["spans"]
-    single = len(spans) == 1
+    single = state["single"]
     v = _video(clip, state.get("video"), bundle, spans, single, timings)
     if "audio_thread" in state:
         state["audio_thread"].join()
@@ -614,8 +650,9 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
     video_res = v.per_window[0] if single else _mean_result(v.per_window, _classes(bundle.video, bundle))
     fused_res = fused[0] if single else _mean_result(fused, bundle.classes)
     if not single and fused_res.ok:
-        sources = sorted({f.detail for f in fused if f.ok})
-        fused_res.detail = f"{fused_res.detail}; " + ", ".join(sources)
+        from pipeline.serve.windows import fused_detail
+
+        fused_res.detail = fused_detail(fused)
     for wa, wv, wf in zip(a.per_window, v.per_window, fused):  # timeline windows too
         calibrate(bundle, wa, wv, wf)
     calibrate(bundle, audio_res, video_res, fused_res)

@@ -30,12 +30,15 @@ SESSION_MIN_WINDOWS: int = 4
 
 @dataclass
 class WindowAnswer:
-    """One window's probabilities ``(C,)``, normalisation mode, notes and conditions."""
+    """One window's probabilities ``(C,)``, normalisation mode, notes and conditions;
+    ``features``: the row the mode's model was given (after the normalisation), which
+    :mod:`pipeline.serve.explain` reads."""
 
     proba: np.ndarray
     mode: str
     notes: list[str] = field(default_factory=list)
     conditions: dict[str, Any] = field(default_factory=dict)
+    features: np.ndarray | None = None
 
     @property
     def normalisation(self) -> str:
@@ -76,7 +79,7 @@ def answer_windows(branch: Any, features: np.ndarray, pieces: Sequence[np.ndarra
     reference = getattr(branch, "reference", None)
     sr = branch.params.sample_rate
     for j, i in enumerate(rows):
-        answer = WindowAnswer(proba[j], mode)
+        answer = WindowAnswer(proba[j], mode, features=Xm[j])
         if reference is not None:  # the bundle knows its trained range: check the input against it
             c = conditions.assess(pieces[i], sr, X[i], reference,
                                   probabilities=None if probabilities is None else probabilities[i])
