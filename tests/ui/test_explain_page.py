@@ -21,7 +21,9 @@ def _clip(tmp_path: Path, seconds: int) -> Path:
     sys.path.insert(0, str(REPO / "bench"))
     import bench_analyze
 
-    return bench_analyze.make_clip(seconds, tmp_path / f"clip{seconds}.mp4")
+    corpus = tmp_path / "data" / "synthetic"  # only files inside a configured corpus are read
+    corpus.mkdir(parents=True, exist_ok=True)
+    return bench_analyze.make_clip(seconds, corpus / f"clip{seconds}.mp4")
 
 
 def _as_corpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip: Path) -> Path:
@@ -39,7 +41,7 @@ def _as_corpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip: Path) -> P
 def test_analyze_explains_a_real_answer(app_env, monkeypatch, tmp_path: Path, shared_data: Path) -> None:
     data = _as_corpus(monkeypatch, tmp_path, _clip(tmp_path, 4))
     at = app_env("analyze", bundle=paths.shipped_bundle(), data=data)
-    at.radio(key="way").set_value("Corpus sample").run()
+    at.radio(key="way").set_value("Corpus sample").run(timeout=240)  # the worker process loads the models first
     assert not at.exception, at.exception
     assert any("Why this answer" in h.value for h in at.subheader)
     captions = " ".join(c.value for c in at.caption)
@@ -57,7 +59,7 @@ def test_analyze_explains_a_real_answer(app_env, monkeypatch, tmp_path: Path, sh
 def test_a_long_clip_gets_its_path_and_windows(app_env, monkeypatch, tmp_path: Path, shared_data: Path) -> None:
     data = _as_corpus(monkeypatch, tmp_path, _clip(tmp_path, 13))
     at = app_env("analyze", bundle=paths.shipped_bundle(), data=data)
-    at.radio(key="way").set_value("Corpus sample").run()
+    at.radio(key="way").set_value("Corpus sample").run(timeout=240)
     assert not at.exception, at.exception
     assert "path, window by window" in " ".join(c.value for c in at.caption)
     window = at.selectbox(key="why_window")
