@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["new_over_before"] = _ratio(med, before["wall_s"]["median"])
                 row["agreement"] = _agreement(before, new)
         report["clips"][name] = row
+        write_result(args.out, report)  # kept clip by clip: a long run stopped early still tells
         print(f"{name}: {json.dumps({k: v for k, v in row.items() if k not in ('new', 'before')})}", flush=True)
     if not args.skip_cli:
         cli: dict[str, Any] = {}

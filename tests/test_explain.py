@@ -83,6 +83,9 @@ class _Branch:
         self.params = SimpleNamespace(classes=tuple(classes))
         self.temperature = temperature or {}
 
+    def loaded(self):
+        return self.model
+
 
 def _fitted(n_classes: int = 4, d: int = 12, seed: int = 0):
     from sklearn.linear_model import LogisticRegression

@@ -145,10 +145,10 @@ def test_tune_faces_measures_variants_and_the_bundle_serves_what_was_measured(tm
                        config=PosthocConfig(base="small", view_sets=("none", "flip"), calibrations=("none", "vector"),
                                             val_fraction=0.25, cv_folds=2),
                        cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
-    assert [f.parent.name for f in folds] == ["small", "small+vector", "small+flip", "small+flip+vector"]
+    assert [f.parent.name for f in folds] == ["small+none", "small+none+vector", "small+flip", "small+flip+vector"]
     summary = store.summarise(out)
-    assert {"face_cnn", "small", "small+flip+vector"} <= set(summary["variant"])  # one ablation table
-    plain = json.loads((out / "small" / "holdout-1" / "metrics.json").read_text())
+    assert {"face_cnn", "small+none", "small+flip+vector"} <= set(summary["variant"])  # one ablation table
+    plain = json.loads((out / "small+none" / "holdout-1" / "metrics.json").read_text())
     trained_metrics = json.loads((trained / "metrics.json").read_text())
     assert plain["accuracy"] == pytest.approx(trained_metrics["accuracy"])  # the same validation images
     tuned = json.loads((out / "small+flip+vector" / "holdout-1" / "metrics.json").read_text())
@@ -160,6 +160,12 @@ def test_tune_faces_measures_variants_and_the_bundle_serves_what_was_measured(tm
     assert meta["views"] == "flip" and meta["scaling"]["method"] == "vector"
     served = load_bundle(bundle).video
     assert served.views == "flip" and served.scaling is not None
+    (out / "run+none" / "holdout-1").mkdir(parents=True)  # a training run that happens to bear the name
+    (out / "run+none" / "holdout-1" / "config.yaml").write_text("model: {name: face_cnn}\n")
+    with pytest.raises(ValueError, match="holds a training run"):  # never overwritten
+        tune_faces(trained / "model.keras", frame, out, params=FER_PARAMS,
+                   config=PosthocConfig(base="run", view_sets=("none",), calibrations=("none",), val_fraction=0.25),
+                   cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
     rows, X, y, _, _ = face_images(frame, FER_PARAMS, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
     predictions = pd.read_csv(out / "small+flip" / "holdout-1" / "predictions.csv")
     at = {c: i for i, c in enumerate(rows["clip_id"])}

@@ -5,7 +5,7 @@ on its validation split (research path).
 --base NAME`` rebuilds the training run's stratified validation split (same images, same
 seed: :func:`pipeline.research.face_training.holdout_split`), answers every validation
 image in each view of :data:`pipeline.core.face_views.VIEWS` once, and writes, for every
-(view set x recalibration) asked for, a variant ``<base>+<views>+<recalibration>`` to the
+(view set x recalibration) asked for, a variant ``<base>+<views>[+<recalibration>]`` to the
 results store: its ``metrics.json`` (accuracy, UAR, macro-F1, ECE, per-class recall and
 per-class ECE, and the same figures before recalibration), ``predictions.csv``,
 ``config.yaml`` with a ``serving`` block (the view set and the fitted map) and a copy of
@@ -49,8 +49,9 @@ class PosthocConfig:
 
 
 def variant_name(base: str, views: str, calibration: str) -> str:
-    """``<base>+<views>+<calibration>`` (``+none`` parts left out; the base alone when both are none)."""
-    return "+".join([base, *(p for p in (views, calibration) if p != "none")])
+    """``<base>+<views>[+<calibration>]`` (``+none`` views: the crop alone; the
+    recalibration part is left out when there is none), never the base run's own name."""
+    return "+".join([base, views, *([calibration] if calibration != "none" else [])])
 
 
 def per_class_ece(y: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
@@ -94,7 +95,7 @@ def tune_faces(model_file: str | Path, manifest: pd.DataFrame, out: str | Path, 
     """
     from pipeline.core.face_views import view_names
     from pipeline.core.native import load_before_tensorflow
-    from pipeline.research import recalibration, results
+    from pipeline.research import recalibration, results, store
     from pipeline.research.face_training import face_images, holdout_split
 
     config = config or PosthocConfig()
@@ -129,6 +130,9 @@ def tune_faces(model_file: str | Path, manifest: pd.DataFrame, out: str | Path, 
                                                     "per_class_ece")}
                 serving["scaling"] = recalibration.fit(plain, y_val, cal, l2=config.l2).to_dict()
             fold_dir = Path(out) / variant / "holdout-1"
+            if (fold_dir / "config.yaml").is_file() and "posthoc" not in (store.load_config(out, variant, fold_dir.name)
+                                                                           or {}):
+                raise ValueError(f"{fold_dir} holds a training run; pick another --base")
             metrics.update(fold=fold_dir.name, variant=variant, group="real", protocol="holdout",
                            experiment=Path(out).name, branch="video", model=model_name, feature="faces",
                            n_val=int(len(val)), views=list(names), recalibration=cal,

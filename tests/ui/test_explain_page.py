@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pipeline.core import paths
@@ -21,27 +20,19 @@ def _clip(tmp_path: Path, seconds: int) -> Path:
     sys.path.insert(0, str(REPO / "bench"))
     import bench_analyze
 
-    corpus = tmp_path / "data" / "synthetic"  # only files inside a configured corpus are read
-    corpus.mkdir(parents=True, exist_ok=True)
-    return bench_analyze.make_clip(seconds, corpus / f"clip{seconds}.mp4")
+    return bench_analyze.make_clip(seconds, tmp_path / f"clip{seconds}.mp4")
 
 
-def _as_corpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip: Path) -> Path:
-    from dashboard import state
-
-    rows = [{"clip_id": "ravdess:clip", "corpus": "ravdess", "actor": "01", "gender": "", "emotion": "neutral",
-             "intensity": "", "channel": "speech", "statement": "", "repetition": "",
-             "audio_path": str(clip), "video_path": str(clip), "landmarks_path": ""}]
-    (tmp_path / "data" / "synthetic").mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr(state, "manifest", lambda kind, root: pd.DataFrame(rows))
+def _uploaded(app_env, monkeypatch: pytest.MonkeyPatch, clip: Path):
+    """The Analyze page with the real bundle, ``clip`` uploaded and analysed."""
     monkeypatch.setenv("AVE_DETECTOR", "haar")
-    return tmp_path / "data"
+    at = app_env("analyze", bundle=paths.shipped_bundle())
+    at.file_uploader(key="upload").set_value((clip.name, clip.read_bytes(), "video/mp4")).run(timeout=300)
+    return at
 
 
 def test_analyze_explains_a_real_answer(app_env, monkeypatch, tmp_path: Path, shared_data: Path) -> None:
-    data = _as_corpus(monkeypatch, tmp_path, _clip(tmp_path, 4))
-    at = app_env("analyze", bundle=paths.shipped_bundle(), data=data)
-    at.radio(key="way").set_value("Corpus sample").run(timeout=240)  # the worker process loads the models first
+    at = _uploaded(app_env, monkeypatch, _clip(tmp_path, 4))
     assert not at.exception, at.exception
     assert any("Why this answer" in h.value for h in at.subheader)
     captions = " ".join(c.value for c in at.caption)
@@ -57,15 +48,13 @@ def test_analyze_explains_a_real_answer(app_env, monkeypatch, tmp_path: Path, sh
 
 
 def test_a_long_clip_gets_its_path_and_windows(app_env, monkeypatch, tmp_path: Path, shared_data: Path) -> None:
-    data = _as_corpus(monkeypatch, tmp_path, _clip(tmp_path, 13))
-    at = app_env("analyze", bundle=paths.shipped_bundle(), data=data)
-    at.radio(key="way").set_value("Corpus sample").run(timeout=240)
+    at = _uploaded(app_env, monkeypatch, _clip(tmp_path, 13))
     assert not at.exception, at.exception
     assert "path, window by window" in " ".join(c.value for c in at.caption)
     window = at.selectbox(key="why_window")
     assert len(window.options) >= 4
     label = window.options[2]
-    window.set_value(2).run()
+    window.set_value(2).run(timeout=120)
     assert not at.exception, at.exception
     assert any(m.value.startswith(f"**{label}**") for m in at.markdown), label
 
