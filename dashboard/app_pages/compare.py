@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import explain_charts, explain_view, state, text
+from dashboard import explain_charts, explain_view, folders, state, text
 from pipeline.core import media as media_types
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     st.caption("Two takes side by side, for example the same sentence said happily and sadly: both answers "
                f"and why, from the same models (**{bundle_label(settings.bundle)}**).")
     if not state.bundle_exists(settings.bundle):
-        st.info(f"No trained models at `{settings.bundle}` yet. Run `make demo`, then come back.",
+        st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo`, then come back.",
                 icon=":material/model_training:")
         return
     left, right = st.columns(2)
@@ -75,6 +75,7 @@ def main() -> None:
         b = pick("B")
     from pipeline.core.media import MediaError
     from pipeline.serve.bundle import BundleError
+    from pipeline.serve.isolation import WorkerCrashed
 
     for col, side, chosen in ((left, "A", a), (right, "B", b)):
         if chosen is None:
@@ -86,6 +87,11 @@ def main() -> None:
                     analysis = state.analyze(data, str(settings.bundle))
             except (MediaError, BundleError, ValueError) as err:
                 st.error(f"{text.plain(name)}: {text.plain(str(err).splitlines()[0] if str(err) else 'bad input')}")
+                continue
+            except WorkerCrashed as err:  # the file ended the worker process, not the app
+                how = f" ({err.signal_name})" if err.signal_name else ""
+                st.error(f"{text.plain(name)}: {err}{how}. Only this file was affected; try converting it "
+                         "(for example to a mono WAV or an H.264 MP4).")
                 continue
             column(side, name, analysis, str(settings.bundle))
 
