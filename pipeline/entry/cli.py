@@ -102,6 +102,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         calibrated[mode] = folder
     bundle = export_bundle(args.audio, args.video, args.fusion, out=args.out, name=args.name,
                            fusion_rule=args.fusion_rule, card=args.card, video_bundle=args.video_from_bundle,
+                           audio_bundle=args.audio_from_bundle,
                            audio_calibrated=calibrated if args.audio_calibrated is not None else None)
     print(f"bundle written to {bundle}")
     return 0
@@ -209,6 +210,29 @@ def _cmd_train_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune_faces(args: argparse.Namespace) -> int:
+    from pipeline.core.corpora import scan
+    from pipeline.research.face_posthoc import PosthocConfig, tune_faces
+    from pipeline.research.face_training import FER_PARAMS
+
+    if not Path(args.model).is_file():
+        raise UserError(f"--model {args.model}: no such model file")
+    frame, _ = scan("images", args.root)
+    if not len(frame):
+        raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
+    config = PosthocConfig(base=args.base, view_sets=tuple(args.views.split(",")),
+                           calibrations=tuple(args.calibration.split(",")))
+    try:
+        folds = tune_faces(args.model, frame, args.out, params=FER_PARAMS, config=config, progress=not args.quiet,
+                           root=str(args.root))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    for fold in folds:
+        m = json.loads((fold / "metrics.json").read_text())
+        print(f"{fold.parent.name}: accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  ECE {m['ece']:.3f}")
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.entry.demo import run_demo
@@ -300,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="model card YAML (configs/cards/NAME.yaml) rendered into MODEL_CARD.md")
     p.add_argument("--video-from-bundle", metavar="BUNDLE",
                    help="carry the video branch of an existing bundle over unchanged (instead of --video)")
+    p.add_argument("--audio-from-bundle", metavar="BUNDLE",
+                   help="carry the audio branch of an existing bundle over unchanged, with its speaker-normalised "
+                        "models, temperatures and reference (instead of --audio)")
     p.add_argument("--audio-calibrated", action="append", metavar="MODE=RUN",
                    help="a speaker-normalised voice model: neutral=RUN or session=RUN (a run variant with an "
                         "all-0 fold); also fits the held-out temperatures and the training features' reference")
@@ -354,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class weights (n / (k n_c)) ** POWER: 0 none, 0.5 square root (default), 1 balanced")
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE",
                    help="model hyperparameter, repeatable (face_cnn: augment, blur, erase, label_smoothing, ...)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    p = add("tune-faces", _cmd_tune_faces,
+            "Measure test-time views and per-class recalibration of a face model on its validation split.")
+    p.add_argument("--model", required=True, help="the face model (model.keras of a train-faces run or a bundle)")
+    p.add_argument("--root", required=True, help="the image set it was trained on (its validation split is rebuilt)")
+    p.add_argument("--out", default=str(paths.runs_dir() / "real_video"), help="experiment folder (default runs/real_video)")
+    p.add_argument("--base", default="face_cnn", help="variant name prefix: <base>+<views>+<recalibration>")
+    p.add_argument("--views", default="none,flip,crops,flip_crops",
+                   help="comma-separated view sets (none, flip, crops, flip_crops)")
+    p.add_argument("--calibration", default="none,vector",
+                   help="comma-separated recalibrations (none, temperature, vector)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     p = add("demo", _cmd_demo, "Synthetic corpus -> quick audio, video and fusion runs -> demo bundle.")

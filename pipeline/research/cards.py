@@ -63,6 +63,7 @@ def _branch_section(title: str, meta: dict[str, Any], prose: dict[str, Any]) -> 
                      + (f" (ECE of the {metrics['ece_basis']}; on these folds before scaling "
                         f"{_pct(metrics.get('ece_uncalibrated_mean'))})" if metrics.get("ece_basis") else "") + ".")
     lines += _travel_lines(meta)
+    lines += _face_lines(meta)
     if prose.get("notes"):
         lines.append(f"- {str(prose['notes']).strip()}")
     if metrics.get("per_class_recall"):
@@ -101,6 +102,30 @@ def _travel_lines(meta: dict[str, Any]) -> list[str]:
         lines.append(f"- **Unusual voices**: a clip farther from the {ref.get('n', '?')} training clips than "
                      f"{ref.get('quantile', 'most of them')} (distance {ref.get('limit', '?')}) is answered "
                      "\"not sure: unusual voice\"; so is noise under 15 dB SNR or several voices at once.")
+    return lines
+
+
+def _face_lines(meta: dict[str, Any]) -> list[str]:
+    """A face branch's test-time views and per-class recalibration, with the ECE before
+    and after (empty when it serves neither)."""
+    from pipeline.core.face_views import view_names
+
+    lines = []
+    metrics = meta.get("metrics") or {}
+    views = str(meta.get("views") or "none")
+    if views != "none":
+        lines.append(f"- **Test-time views**: `{views}` ({', '.join(view_names(views))}): each face crop is "
+                     "answered in every view and the probabilities are averaged.")
+    scaling = meta.get("scaling") or {}
+    if scaling:
+        before = metrics.get("before_recalibration") or {}
+        how = "one temperature" if scaling.get("method") == "temperature" else "a scale and a bias per emotion"
+        lines.append(f"- **Confidence** recalibrated ({scaling.get('method', '?')} scaling: {how}, fitted on the "
+                     f"validation split; figures {metrics.get('recalibration_protocol') or 'as measured'}): "
+                     f"ECE {_pct(before.get('ece'))} before, {_pct(metrics.get('ece_mean'))} after.")
+    if metrics.get("per_class_ece"):
+        lines.append("- **ECE per predicted emotion** (whether \"80% sure\" means the same for each): " + ", ".join(
+            f"{c} {_pct(v)}" for c, v in metrics["per_class_ece"].items()) + ".")
     return lines
 
 

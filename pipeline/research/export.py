@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.research.staging import staged_dir
 from pipeline.serve.bundle import BUNDLE_FILE, FORMAT_VERSION, BranchModel, BundleError
 from pipeline.core.preprocessing import Preprocessing
+from pipeline.core.scaling import Scaling
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
     with staged_dir(out, prefix=f".{out.name}-") as tmp:
         meta_models: dict[str, Any] = {}
         for key, branch in branches.items():
-            file = _save_model(branch.model, branch.framework, tmp / key)
+            file = _save_model(branch.loaded(), branch.framework, tmp / key)
             info = {"model": branch.model_name, "framework": branch.framework,
                     "input_kind": branch.input_kind, "file": f"{key}/{file}",
                     "full_frame": bool(branch.full_frame), "preprocessing": branch.params.to_dict(),
@@ -113,6 +114,10 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
                 info["reference"] = f"{key}/reference.joblib"
             if branch.temperature:
                 info["temperature"] = dict(branch.temperature)
+            if branch.views != "none":
+                info["views"] = branch.views
+            if branch.scaling is not None:
+                info["scaling"] = branch.scaling.to_dict()
             meta_models[key] = info
         if fusion is not None:
             (tmp / "fusion").mkdir()
@@ -287,12 +292,17 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
     fold_metrics = json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8"))
     if fold != "all-0":
         metrics["serving_fold_accuracy"] = float(fold_metrics.get("accuracy", float("nan")))
+    for key in ("per_class_ece", "before_recalibration", "recalibration_protocol"):
+        if fold_metrics.get(key):
+            metrics[key] = fold_metrics[key]
+    serving = config.get("serving") or {}
+    scaling = Scaling.from_dict(serving["scaling"]) if serving.get("scaling") else None
     return BranchModel(
         branch=branch, model_name=str((config.get("model") or {}).get("name", "")),
         framework=str(config.get("framework") or ("keras" if model_file.suffix == ".keras" else "sklearn")),
         input_kind=kind if kind == "faces" else ("frames" if branch == "video" else kind), params=params,
         model=model_file,
-        full_frame=full_frame, metrics=metrics,
+        full_frame=full_frame, metrics=metrics, views=str(serving.get("views") or "none"), scaling=scaling,
         info={"protocol": protocol, "serving": why, "source": portable_path(variant_dir),
               "experiment": str(config.get("experiment", variant_dir.parent.name)),
               "detector": (config.get("features") or {}).get("detector"),
@@ -300,17 +310,33 @@ def _branch_from_run(variant_dir: Path, branch: str) -> BranchModel:
 
 
 def branch_from_bundle(bundle: Path, branch: str) -> BranchModel:
-    """One branch of an existing bundle as it is (model file, preprocessing, record),
-    to carry it into a new bundle unchanged."""
+    """One branch of an existing bundle as it is (model file, scaler, speaker-normalised
+    models, temperatures, feature reference, test-time views, recalibration, preprocessing,
+    record), to carry it into a new bundle unchanged."""
+    import joblib
+
+    from pipeline.core.scaling import Scaling
+
     meta = json.loads((bundle / BUNDLE_FILE).read_text(encoding="utf-8")) if (bundle / BUNDLE_FILE).is_file() else {}
     info = dict((meta.get("models") or {}).get(branch) or {})
     if not info or not (bundle / info.get("file", "")).is_file():
         raise BundleError(f"{bundle} holds no {branch} model to carry over")
-    core = ("model", "framework", "input_kind", "file", "full_frame", "preprocessing", "metrics", "scaler")
+    files = [info.get("scaler"), info.get("reference"), *(info.get("calibrated") or {}).values()]
+    missing = [f for f in files if f and not (bundle / f).is_file()]
+    if missing:
+        raise BundleError(f"{bundle} is incomplete: {', '.join(missing)} missing")
+    core = ("model", "framework", "input_kind", "file", "full_frame", "preprocessing", "metrics", "scaler",
+            "calibrated", "temperature", "reference", "views", "scaling")
     return BranchModel(branch=branch, model_name=str(info["model"]), framework=str(info["framework"]),
                        input_kind=str(info["input_kind"]), params=Preprocessing.from_dict(info["preprocessing"]),
                        model=bundle / info["file"], full_frame=bool(info.get("full_frame")),
                        metrics=dict(info.get("metrics") or {}),
+                       scaler=joblib.load(bundle / info["scaler"]) if info.get("scaler") else None,
+                       calibrated={str(m): bundle / f for m, f in (info.get("calibrated") or {}).items()},
+                       temperature={str(m): float(t) for m, t in (info.get("temperature") or {}).items()},
+                       reference=joblib.load(bundle / info["reference"]) if info.get("reference") else None,
+                       views=str(info.get("views") or "none"),
+                       scaling=Scaling.from_dict(info["scaling"]) if info.get("scaling") else None,
                        info={k: v for k, v in info.items() if k not in core})
 
 
@@ -395,6 +421,7 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
                   name: str = "demo", fusion_rule: str | None = None,
                   card: str | os.PathLike[str] | None = None,
                   video_bundle: str | os.PathLike[str] | None = None,
+                  audio_bundle: str | os.PathLike[str] | None = None,
                   audio_calibrated: dict[str, str | os.PathLike[str]] | None = None) -> Path:
     """Export finished runs (``runs/<experiment>/<variant>`` folders) as a bundle.
 
@@ -405,7 +432,8 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
     different corpora, no paired clips), :func:`reliability_fusion`. ``card``: a model
     card YAML (:mod:`pipeline.research.cards`) rendered into the bundle's ``MODEL_CARD.md``.
     ``video_bundle``: take the video branch as it is from an existing bundle (its model
-    file and record) instead of a run. ``audio_calibrated``: calibration mode ->
+    file and record) instead of a run; ``audio_bundle`` the same for the audio branch (with
+    its speaker-normalised models, temperatures and reference). ``audio_calibrated``: calibration mode ->
     run variant whose ``all-0`` model answers speaker-normalised features
     (:func:`pipeline.research.voice_export.voice_extras`: with it, the temperatures
     fitted on held-out corpora and the training features' reference).
@@ -414,10 +442,12 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
     from pipeline.core import paths
     from pipeline.research.cards import load_card_info
 
-    if not audio_run and not video_run and not video_bundle:
+    if not audio_run and not video_run and not video_bundle and not audio_bundle:
         raise BundleError("export needs at least --audio or --video (a runs/<experiment>/<variant> folder)")
     if video_run and video_bundle:
         raise BundleError("give either --video (a run) or --video-from-bundle, not both")
+    if audio_run and audio_bundle:
+        raise BundleError("give either --audio (a run) or --audio-from-bundle, not both")
     branches: dict[str, BranchModel | None] = {}
     for branch, run in (("audio", audio_run), ("video", video_run)):
         if run:
@@ -429,6 +459,8 @@ def export_bundle(audio_run: str | os.PathLike[str] | None, video_run: str | os.
             branches[branch] = None
     if video_bundle:
         branches["video"] = branch_from_bundle(Path(video_bundle), "video")
+    if audio_bundle:
+        branches["audio"] = branch_from_bundle(Path(audio_bundle), "audio")
     if audio_calibrated is not None and branches["audio"] is not None:
         from pipeline.research.voice_export import voice_extras
 

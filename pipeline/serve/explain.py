@@ -118,7 +118,7 @@ def window_contributions(branch: Any, x: np.ndarray, mode: str, winner: str, run
     """Per-feature contributions ``(d,)``, the intercept difference and the standardised
     features ``z`` ``(d,)`` of one window's model input ``x`` (already normalised for
     ``mode``) to ``logit[winner] - logit[runner_up]``; None for a non-linear model."""
-    model = branch.model if mode == "none" else branch.calibrated.get(mode)
+    model = branch.loaded() if mode == "none" else branch.calibrated.get(mode)
     parts = linear_parts(model)
     if parts is None:
         return None
@@ -272,7 +272,7 @@ def face_explanation(branch: Any, crops: np.ndarray, times: np.ndarray, target: 
     out = FaceExplanation(target, tuple(branch.params.classes), per_frame, np.asarray(times, np.float64)[:len(crops)])
     if heatmaps and branch.framework == "keras":
         try:
-            out.heatmaps = grad_cam(branch.model, branch.prepare(face_input(crops.astype(np.uint8), branch.params)),
+            out.heatmaps = grad_cam(branch.loaded(), branch.prepare(face_input(crops.astype(np.uint8), branch.params)),
                                    branch.params.classes.index(target))
             out.method = "Grad-CAM (Selvaraju et al. 2017) on the face CNN's last convolutional block"
         except ValueError:
