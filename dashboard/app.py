@@ -82,6 +82,7 @@ def main() -> None:
         st.Page("app_pages/analyze.py", title="Analyze a clip", icon=":material/graphic_eq:",
                 url_path="analyze", default=True),
         st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", url_path="live"),
+        st.Page("app_pages/compare.py", title="Compare two clips", icon=":material/compare:", url_path="compare"),
         st.Page("app_pages/results.py", title="Results", icon=":material/table_chart:", url_path="results"),
         st.Page("app_pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
         st.Page("app_pages/about.py", title="About the models", icon=":material/info:", url_path="about"),

@@ -10,6 +10,7 @@ such a string literal before it is put in any of those.
 """
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 
@@ -18,6 +19,13 @@ import unicodedata
 #: pictures, emphasis, code, headings, lists, tables, GFM autolinks (``https\://``,
 #: ``www\.``), Streamlit's directives (``:red[...]``) and math (``$``) all need one.
 _ESCAPE = str.maketrans({c: "\\" + c for c in string.punctuation})
+#: U+2060 WORD JOINER: invisible, not white space. Streamlit's Markdown also turns URLs
+#: and e-mail addresses in *text* into links after escapes are decoded (GFM autolink
+#: literals, found in the text nodes: ``https://...``, ``www.x``, ``a@b.c``), so an
+#: escape does not stop them; a joiner after ``:`` and ``@`` and after ``www`` before
+#: a dot does (checked in Chromium by tests/ui/test_browser.py).
+JOINER = "\u2060"
+_AUTOLINK = re.compile(r"([:@])|(?<=www)(?=\.)", re.IGNORECASE)
 
 
 def plain(value: object) -> str:
@@ -26,7 +34,10 @@ def plain(value: object) -> str:
     Control and format characters (Unicode categories ``Cc``, ``Cf``: line breaks, the
     right-to-left override that makes ``gpj.exe`` read as ``exe.jpg``) become spaces,
     runs of white space one space, and every ASCII punctuation character is
-    backslash-escaped. Letters, digits and other scripts are left as they are.
+    backslash-escaped; an invisible :data:`JOINER` follows each ``:`` and ``@`` and
+    sits between ``www`` and a dot, so no URL or address becomes a link. Letters,
+    digits and other scripts are left as they are.
     """
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(value))
-    return " ".join(text.split()).translate(_ESCAPE)
+    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + JOINER, " ".join(text.split()))
+    return text.translate(_ESCAPE)

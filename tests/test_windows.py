@@ -46,6 +46,18 @@ def test_short_utterances_share_a_window_and_widening_stops_at_neighbours():
         windows.speech_windows([(0.0, 1.0)], 5.0, 0.0)
 
 
+def test_a_trailing_word_is_read_with_its_sentence():
+    """3 s of sentence, a 0.36 s pause, a 0.5 s word: alone the word would be "too
+    short"; with its sentence, cut evenly, each window holds over 1 s of voice."""
+    said = [(4.0, 7.0), (7.36, 7.86)]
+    alone = windows.speech_windows(said, 12.0, 3.0)
+    assert len(alone) == 2 and windows._voice(said, *alone[1]) == pytest.approx(0.5)
+    spans = windows.speech_windows(said, 12.0, 3.0, min_voice_s=1.0)
+    assert len(spans) == 2 and all(windows._voice(said, a, b) >= 1.0 for a, b in spans), spans
+    far = windows.speech_windows([(4.0, 7.0), (9.0, 9.5)], 12.0, 3.0, min_voice_s=1.0)  # 2 s away: alone
+    assert len(far) == 2 and windows._voice([(9.0, 9.5)], *far[1]) == pytest.approx(0.5)
+
+
 def test_gaps_get_windows_when_there_are_pictures():
     spans = windows.speech_windows([(8.0, 9.5)], 14.0, 2.0, cover_gaps=True)
     assert spans[0][0] == 0.0 and spans[-1][1] == 14.0

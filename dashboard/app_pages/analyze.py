@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, folders, state, text
+from dashboard import calibration, charts, explain_charts, explain_view, folders, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -218,7 +218,7 @@ def prediction_panel(title: str, result: Any, classes: list[str], key: str, expl
     st.caption(explain)
     if result.ok and result.probabilities:
         emotion, p = result.winner
-        st.markdown(f"Sounds/looks most like **{emotion}** ({100 * p:.0f}% sure)."
+        st.markdown(explain_charts.answer_sentence(key.removeprefix("p_"), emotion, p)
                     + (" **Not sure.**" if getattr(result, "confidence", None) == "not sure" else ""))
         for note in getattr(result, "notes", []) or []:
             st.warning(f"{note[0].upper()}{note[1:]}: no sure answer for this input.", icon=":material/hearing:")
@@ -453,6 +453,7 @@ def main() -> None:
     analysis = run_analysis(clip, str(settings.bundle), detector)
     if analysis is not None:
         render(analysis, clip)
+        explain_view.render(analysis, str(settings.bundle))
 
 
 main()

@@ -94,12 +94,27 @@ def answers(bundle: Any, holder: live_engine.LiveHolder, ctx: Any) -> None:
     panel("Fused", answer.fused, classes, "live_fused")
 
 
+def live_caveat(name: str) -> str:
+    """What the models answering here learned from, said truthfully for the bundle in use
+    (``name``: the bundle's recorded name)."""
+    if name == "demo":
+        return "The demo models are trained on **synthetic** faces and voices: expect them to be wrong about real people."
+    if name == "real":
+        return ("The real models learned from actors (RAVDESS, TESS voices) and posed photos (FER2013 faces): "
+                "expect everyday, subtle emotions to be read less reliably.")
+    return "See *About the models* for what these models learned from and how well they did on held-out data."
+
+
 def main() -> None:
     st.title("Live")
-    st.caption("Real-time camera and microphone. The face is found with a fast detector (Haar "
-               "cascade), so keep your face front-on and well lit. The demo models are trained "
-               "on **synthetic** faces and voices: expect them to be wrong about real people.")
     settings = state.settings()
+    from pipeline.core.paths import bundle_label
+
+    st.caption("Real-time camera and microphone. The face is found with a fast detector (Haar "
+               "cascade), so keep your face front-on and well lit. Answering: "
+               f"**{bundle_label(settings.bundle)}**. "
+               + live_caveat(state.bundle_meta(str(settings.bundle)).get("name", "")
+                             if state.bundle_exists(settings.bundle) else ""))
     if not state.bundle_exists(settings.bundle):
         st.info(f"No trained models in {text.plain(folders.bundle_name(settings.bundle))} yet. Run `make demo`, then come back.",
                 icon=":material/model_training:")

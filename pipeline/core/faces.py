@@ -170,6 +170,40 @@ class MtcnnDetector:
         return boxes
 
 
+    def whole_image(self, rgb: np.ndarray) -> Box | None:
+        """The whole image as the one face candidate, scored by MTCNN's last network
+        (O-Net, whose input is a 48 x 48 face window: a tight face photo such as a
+        FER2013 image is what it was trained to score): the refined box with its score
+        and keypoints when the score is at least ``min_confidence`` and the keypoints
+        lie inside the image, else None. The last fallback for a face that fills the
+        picture, where the sliding windows of the first two networks find nothing."""
+        rgb = _check_image(rgb)
+        height, width = rgb.shape[:2]
+        if min(height, width) < 12:
+            return None
+        model = self._load()
+        import tensorflow as tf
+        from mtcnn.utils.images import load_images_batch, standarize_batch
+
+        with tf.device(model.device):
+            images, _, _ = standarize_batch(load_images_batch([rgb]), normalize=True)
+            rows = model.stages[-1](images_normalized=images,
+                                    bboxes_batch=np.array([[0.0, 0.0, 0.0, width - 1.0, height - 1.0, 1.0]]),
+                                    threshold_onet=self.min_confidence)
+        rows = np.asarray(rows, dtype=float)
+        if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] < 16:
+            return None
+        row = rows[int(np.argmax(rows[:, 5]))]
+        points = tuple((float(row[6 + i]), float(row[11 + i])) for i in range(5))  # x1..x5 then y1..y5
+        if not all(0.0 <= x < width and 0.0 <= y < height for x, y in points):
+            return None
+        x0, y0 = max(0.0, float(row[1])), max(0.0, float(row[2]))
+        x1, y1 = min(float(width), float(row[3])), min(float(height), float(row[4]))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return Box(x0, y0, x1, y1, float(row[5]), points)
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade (ships with opencv-python-headless 4.x).
 
@@ -452,8 +486,10 @@ def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
     2. a **whole-image view**: the image (at ``max_side``) with :data:`PAD_FRACTION` of
        border added (a face filling the frame, a tight face photo); a face found there
        counts only when its landmarks are a face's
-       (:func:`landmarks_plausible`; finders without landmarks,
-       Haar, get nothing from this view), its box is cut to the image.
+       (:func:`landmarks_plausible`; finders without landmarks, Haar, get nothing from
+       this view), its box is cut to the image;
+    3. the **whole picture** as one face window (:func:`whole_image_face`: MTCNN's
+       O-Net scores the central square; landmarks checked the same way).
 
     Boxes in ``rgb``'s pixels."""
     import cv2
@@ -476,7 +512,36 @@ def detect_rescue(detector: FaceDetector, rgb: np.ndarray, max_side: int | None)
                      min(float(small.shape[0]), box.y1 - pad), box.score, points)
         if inside.area >= 0.25 * box.area:  # mostly in the picture, not in the border
             out.append(inside.scaled(1.0 / scale) if scale != 1.0 else inside)
+    if not out:
+        whole = whole_image_face(detector, small)
+        if whole is not None:
+            out.append(whole.scaled(1.0 / scale) if scale != 1.0 else whole)
     return out
+
+
+def whole_image_face(detector: FaceDetector, rgb: np.ndarray) -> Box | None:
+    """The central square of ``rgb`` as one face, when the detector can score a given
+    window (``whole_image``: :meth:`MtcnnDetector.whole_image`) and says it is a face
+    whose landmarks are a face's (:func:`landmarks_plausible`);
+    None otherwise (and always for finders without it, Haar). Box in ``rgb``'s pixels."""
+    score = getattr(detector, "whole_image", None)
+    if score is None:
+        return None
+    rgb = _check_image(rgb)
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    y0, x0 = (height - side) // 2, (width - side) // 2
+    try:
+        box = score(rgb[y0:y0 + side, x0:x0 + side])
+    except (ImportError, MemoryError):
+        raise
+    except Exception as err:  # one bad image is no face, never a crash
+        log.warning("whole-image face check failed: %s", err)
+        return None
+    if box is None or not landmarks_plausible(box):
+        return None
+    points = None if box.keypoints is None else tuple((x + x0, y + y0) for x, y in box.keypoints)
+    return Box(box.x0 + x0, box.y0 + y0, box.x1 + x0, box.y1 + y0, box.score, points)
 
 
 def detect_scaled(detector: FaceDetector, rgb: np.ndarray, max_side: int | None) -> list[Box]:

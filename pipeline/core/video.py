@@ -768,6 +768,11 @@ def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceD
         if check_small and detector is not None:
             seen = sample_from_frames(small_image_view(rgb)[None], np.zeros(1), params, detector=detector,
                                       every=1, n_decoded=1)
+            whole = faces.whole_image_face(detector, rgb) if not seen.ok and seen.status != FACE_TURNED else None
+            if whole is not None:  # the view found nothing; the picture itself scores as a face
+                seen = VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[None], crops=rgb[None],
+                                   frames_with_face=1, status=OK, method="whole image", n_decoded=1,
+                                   face_notes=face_checks.check_faces([rgb], [whole]).notes)
             if not seen.ok:
                 return VideoSample(frames=rgb[None], times=np.zeros(1), boxes=[None],
                                    crops=np.zeros((0, size, size, 3), np.uint8), frames_with_face=0,

@@ -97,7 +97,7 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
     with staged_dir(out, prefix=f".{out.name}-") as tmp:
         meta_models: dict[str, Any] = {}
         for key, branch in branches.items():
-            file = _save_model(branch.model, branch.framework, tmp / key)
+            file = _save_model(branch.loaded(), branch.framework, tmp / key)
             info = {"model": branch.model_name, "framework": branch.framework,
                     "input_kind": branch.input_kind, "file": f"{key}/{file}",
                     "full_frame": bool(branch.full_frame), "preprocessing": branch.params.to_dict(),

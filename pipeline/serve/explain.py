@@ -118,7 +118,7 @@ def window_contributions(branch: Any, x: np.ndarray, mode: str, winner: str, run
     """Per-feature contributions ``(d,)``, the intercept difference and the standardised
     features ``z`` ``(d,)`` of one window's model input ``x`` (already normalised for
     ``mode``) to ``logit[winner] - logit[runner_up]``; None for a non-linear model."""
-    model = branch.model if mode == "none" else branch.calibrated.get(mode)
+    model = branch.loaded() if mode == "none" else branch.calibrated.get(mode)
     parts = linear_parts(model)
     if parts is None:
         return None
@@ -272,7 +272,7 @@ def face_explanation(branch: Any, crops: np.ndarray, times: np.ndarray, target: 
     out = FaceExplanation(target, tuple(branch.params.classes), per_frame, np.asarray(times, np.float64)[:len(crops)])
     if heatmaps and branch.framework == "keras":
         try:
-            out.heatmaps = grad_cam(branch.model, branch.prepare(face_input(crops.astype(np.uint8), branch.params)),
+            out.heatmaps = grad_cam(branch.loaded(), branch.prepare(face_input(crops.astype(np.uint8), branch.params)),
                                    branch.params.classes.index(target))
             out.method = "Grad-CAM (Selvaraju et al. 2017) on the face CNN's last convolutional block"
         except ValueError:
@@ -370,3 +370,31 @@ def describe_explanation(ex: Explanation) -> str:
     else:
         lines.append(f"face: {ex.face_note}")
     return "\n".join(lines)
+
+
+@dataclass
+class Contours:
+    """Pitch and loudness over time from openSMILE's eGeMAPSv02 low-level descriptors
+    (the frames the voice model's functionals summarise): ``times`` (T,) seconds,
+    ``pitch`` (T,) semitones above 27.5 Hz (NaN where unvoiced), ``loudness`` (T,)
+    (openSMILE's perceptual loudness, sone-like units)."""
+
+    times: np.ndarray
+    pitch: np.ndarray
+    loudness: np.ndarray
+
+
+def contours(y: np.ndarray, sample_rate: int, max_seconds: float = 60.0) -> Contours | None:
+    """:class:`Contours` of mono ``y`` at ``sample_rate`` Hz (the first ``max_seconds``);
+    None for an empty or silent signal."""
+    import opensmile
+
+    y = np.asarray(y, np.float32).reshape(-1)[: int(max_seconds * sample_rate)]
+    if y.size < sample_rate // 10 or not np.any(y):
+        return None
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    frame = smile.process_signal(y, sample_rate)
+    starts = frame.index.get_level_values("start").total_seconds().to_numpy()
+    pitch = frame["F0semitoneFrom27.5Hz_sma3nz"].to_numpy(np.float64)
+    return Contours(starts, np.where(pitch > 0, pitch, np.nan), frame["Loudness_sma3"].to_numpy(np.float64))

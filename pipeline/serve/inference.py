@@ -115,7 +115,8 @@ def clip_windows(clip: Any, bundle: Any, first: Any) -> tuple[list[tuple[float, 
         scores = vad.speech_probabilities(clip.waveform, params.sample_rate)  # once per clip
     voice = audio_mod.voice_activity(clip.waveform, params.sample_rate,
                                      "vad" if scores is not None else None, probabilities=scores)
-    spans = speech_windows(voice.segments, duration, first.params.duration, cover_gaps=clip.info.has_video)
+    spans = speech_windows(voice.segments, duration, first.params.duration, cover_gaps=clip.info.has_video,
+                           min_voice_s=audio_mod.min_speech_seconds(params))
     return (spans or grid), False, scores
 
 

@@ -61,14 +61,45 @@ def _grid(start: float, end: float, span: float) -> list[Span]:
     return _pieces((start, end), span)
 
 
+def _voice(utterances_: Sequence[Span], start: float, end: float) -> float:
+    """Seconds of voice between ``start`` and ``end``."""
+    return float(sum(max(0.0, min(b, end) - max(a, start)) for a, b in utterances_))
+
+
+def _rescue(groups: list[Span], said: Sequence[Span], span: float, min_voice_s: float) -> list[Span]:
+    """A group holding less than ``min_voice_s`` of voice (a trailing word after a pause)
+    that a neighbour less than :data:`JOIN_GAP_S` away could not take whole: the two
+    are joined and cut again into the fewest equal pieces, so the word is read with its
+    sentence instead of abstaining alone."""
+    out = list(groups)
+    i = 0
+    while i < len(out):
+        start, end = out[i]
+        if _voice(said, start, end) >= min_voice_s:
+            i += 1
+            continue
+        left = start - out[i - 1][1] if i > 0 else float("inf")
+        right = out[i + 1][0] - end if i + 1 < len(out) else float("inf")
+        if min(left, right) >= JOIN_GAP_S:
+            i += 1
+            continue
+        a = i - 1 if left <= right else i
+        pieces = _pieces((out[a][0], out[a + 1][1]), span)
+        out[a:a + 2] = pieces
+        i = a + len(pieces)
+    return out
+
+
 def speech_windows(segments: Sequence[Span], duration: float, span: float, *,
-                   cover_gaps: bool = False) -> list[Span]:
+                   cover_gaps: bool = False, min_voice_s: float = 0.0) -> list[Span]:
     """Analysis windows ``(start_s, end_s)`` of a clip of ``duration`` seconds whose voice
     is in ``segments``, for a model that reads ``span`` seconds.
 
     Utterances (:func:`utterances`) longer than ``span`` are split into equal pieces;
     shorter ones share a window with the next while the pause is under
-    :data:`JOIN_GAP_S` and both fit in ``span``. Each window shorter than ``span`` is
+    :data:`JOIN_GAP_S` and both fit in ``span``; one left with less than
+    ``min_voice_s`` seconds of voice (the model's "too short") is joined with its close
+    neighbour and the two cut again evenly (:func:`_rescue`). Each window shorter than ``span`` is
     then widened, evenly on both sides, towards ``span`` seconds, never past its
     neighbours or the clip's ends. With ``cover_gaps`` (a clip with pictures), stretches
     without speech of half a window or more get windows of at most ``span`` too. Sorted
@@ -77,13 +108,17 @@ def speech_windows(segments: Sequence[Span], duration: float, span: float, *,
     """
     if span <= 0:
         raise ValueError(f"the window length must be positive, got {span}")
-    groups: list[list[float]] = []
-    for utterance in utterances(segments, duration):
+    said = utterances(segments, duration)
+    joined: list[list[float]] = []
+    for utterance in said:
         for start, end in _pieces(utterance, span):
-            if groups and start - groups[-1][1] < JOIN_GAP_S and end - groups[-1][0] <= span:
-                groups[-1][1] = end
+            if joined and start - joined[-1][1] < JOIN_GAP_S and end - joined[-1][0] <= span:
+                joined[-1][1] = end
             else:
-                groups.append([start, end])
+                joined.append([start, end])
+    groups = [(a, b) for a, b in joined]
+    if min_voice_s > 0:
+        groups = _rescue(groups, said, span, min_voice_s)
     # widen each towards span: the room is up to the neighbours (their own extent kept)
     windows: list[Span] = []
     for i, (start, end) in enumerate(groups):
