@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bundle = load_bundle(args.bundle)
     served = bundle.video
-    models = {"bundle": served.model}
+    models = {"bundle": served.loaded()}
     for item in args.model:
         name, _, path = item.partition("=")
         models[name] = _load_model(Path(path), "keras")

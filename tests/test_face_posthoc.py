@@ -160,6 +160,16 @@ def test_tune_faces_measures_variants_and_the_bundle_serves_what_was_measured(tm
     assert meta["views"] == "flip" and meta["scaling"]["method"] == "vector"
     served = load_bundle(bundle).video
     assert served.views == "flip" and served.scaling is not None
+    pair = tune_faces([trained / "model.keras"] * 2, frame, out, params=FER_PARAMS,  # an ensemble of one model twice
+                      config=PosthocConfig(base="pair", view_sets=("flip",), calibrations=("none",), val_fraction=0.25),
+                      cache_dir=tmp_path / "cache", n_jobs=1, progress=False)[0]
+    assert json.loads((pair / "metrics.json").read_text())["accuracy"] == pytest.approx(
+        json.loads((out / "small+flip" / "holdout-1" / "metrics.json").read_text())["accuracy"])
+    assert not (pair / "model.keras").exists()
+    from pipeline.serve.bundle import BundleError
+
+    with pytest.raises(BundleError, match="no model file"):  # measured, never shipped
+        export.export_bundle(None, pair.parent, out=tmp_path / "b3", name="t3")
     (out / "run+none" / "holdout-1").mkdir(parents=True)  # a training run that happens to bear the name
     (out / "run+none" / "holdout-1" / "config.yaml").write_text("model: {name: face_cnn}\n")
     with pytest.raises(ValueError, match="holds a training run"):  # never overwritten

@@ -215,8 +215,9 @@ def _cmd_tune_faces(args: argparse.Namespace) -> int:
     from pipeline.research.face_posthoc import PosthocConfig, tune_faces
     from pipeline.research.face_training import FER_PARAMS
 
-    if not Path(args.model).is_file():
-        raise UserError(f"--model {args.model}: no such model file")
+    for model in args.model:
+        if not Path(model).is_file():
+            raise UserError(f"--model {model}: no such model file")
     frame, _ = scan("images", args.root)
     if not len(frame):
         raise UserError(f"no labelled face images under {args.root} (one folder per emotion expected)")
@@ -385,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("tune-faces", _cmd_tune_faces,
             "Measure test-time views and per-class recalibration of a face model on its validation split.")
-    p.add_argument("--model", required=True, help="the face model (model.keras of a train-faces run or a bundle)")
+    p.add_argument("--model", required=True, action="append",
+                   help="the face model (model.keras of a train-faces run or a bundle); repeat it to measure "
+                        "an ensemble (mean probabilities; measured only, not exportable)")
     p.add_argument("--root", required=True, help="the image set it was trained on (its validation split is rebuilt)")
     p.add_argument("--out", default=str(paths.runs_dir() / "real_video"), help="experiment folder (default runs/real_video)")
     p.add_argument("--base", default="face_cnn", help="variant name prefix: <base>+<views>+<recalibration>")

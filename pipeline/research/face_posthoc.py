@@ -84,12 +84,16 @@ def view_probabilities(model: Any, X: np.ndarray, views: Sequence[str], batch_si
             for v in views}
 
 
-def tune_faces(model_file: str | Path, manifest: pd.DataFrame, out: str | Path, *,
+def tune_faces(model_file: str | Path | Sequence[str | Path], manifest: pd.DataFrame, out: str | Path, *,
                params: Preprocessing, config: PosthocConfig | None = None, cache_dir: str | Path | None = None,
                n_jobs: int = 2, progress: bool = True, corpus: str = "images", root: str = "",
                model_name: str = "face_cnn") -> list[Path]:
     """Measure view sets x recalibrations of ``model_file`` on the validation split of
     ``manifest``; write one results-store variant each; return their fold folders.
+
+    Several model files are measured as an ensemble (the mean of their probabilities,
+    view by view); an ensemble's variants hold no model file, so they cannot be exported
+    (a bundle serves one model per branch).
 
     Raises ValueError for an unknown view set or recalibration, or fewer than two classes.
     """
@@ -109,9 +113,12 @@ def tune_faces(model_file: str | Path, manifest: pd.DataFrame, out: str | Path, 
     load_before_tensorflow()
     import keras
 
-    model = keras.models.load_model(model_file, compile=False)
+    files = [Path(model_file)] if isinstance(model_file, (str, Path)) else [Path(f) for f in model_file]
+    if not files:
+        raise ValueError("no model file to measure")
     needed = sorted({v for names in sets.values() for v in names})
-    by_view = view_probabilities(model, X[val], needed)
+    each = [view_probabilities(keras.models.load_model(f, compile=False), X[val], needed) for f in files]
+    by_view = {v: np.mean([probs[v] for probs in each], axis=0) for v in needed}
     y_val = y[val]
     written = []
     for set_name, names in sets.items():
@@ -150,12 +157,13 @@ def tune_faces(model_file: str | Path, manifest: pd.DataFrame, out: str | Path, 
                              "seed": config.split_seed},
                 "model": {"name": model_name, "params": {}}, "framework": "keras", "feature_kind": "faces",
                 "features": {"kind": "faces", "pooling": "mean_log"},
-                "posthoc": {"base": config.base, "model_file": Path(model_file).name, "views": list(names),
+                "posthoc": {"base": config.base, "model_files": [f.name for f in files], "views": list(names),
                             "recalibration": cal, "cv_folds": config.cv_folds, "l2": config.l2},
                 "serving": serving, "preprocessing_params": params.to_dict(),
             }
             results.write_fold(fold_dir, config=fold_config, metrics=metrics, predictions=predictions,
-                               save_model=lambda folder: shutil.copy2(model_file, folder / "model.keras"))
+                               save_model=(lambda folder: shutil.copy2(files[0], folder / "model.keras"))
+                               if len(files) == 1 else None)
             log.info("%s: accuracy %.3f UAR %.3f ECE %.3f", variant, metrics["accuracy"], metrics["uar"],
                      metrics["ece"])
             written.append(fold_dir)
