@@ -71,6 +71,7 @@ def test_compare_two_takes_and_download_the_handout(real_server: str, shared_dat
     import bench_analyze
 
     clip = bench_analyze.make_clip(4, tmp_path / "take.mp4")
+    other = bench_analyze.make_clip(5, tmp_path / "take5.mp4")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -79,7 +80,7 @@ def test_compare_two_takes_and_download_the_handout(real_server: str, shared_dat
         inputs = page.locator("input[type=file]")
         expect(inputs).to_have_count(2, timeout=30_000)
         inputs.nth(0).set_input_files(str(clip))
-        inputs.nth(1).set_input_files(str(clip))
+        inputs.nth(1).set_input_files(str(other))
         expect(page.get_by_text("The voice sounds").first).to_be_visible(timeout=240_000)
         expect(page.get_by_text("The voice sounds")).to_have_count(2, timeout=240_000)
         expect(page.get_by_text("Where the answers sit on the valence x arousal plane").first).to_be_visible()
