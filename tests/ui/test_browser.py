@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -242,8 +243,10 @@ def page(server: str, clip: Path, tmp_path_factory) -> Iterator[object]:
 
 
 def _chart(page, title: str):
-    """The Plotly chart whose title is ``title``."""
-    return page.locator(".js-plotly-plot .gtitle", has_text=title)
+    """The Plotly chart whose title starts with ``title`` (case-sensitive: Playwright's
+    plain-text ``has_text`` matches any substring, any case, and "The fused answer,
+    window by window" would count as a "Fused answer" panel)."""
+    return page.locator(".js-plotly-plot .gtitle", has_text=re.compile("^" + re.escape(title)))
 
 
 def _shot(page, name: str) -> None:
