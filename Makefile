@@ -37,10 +37,13 @@ real: setup  ## retrain bundles/real from real corpora in $(SHARED) (docs/real_m
 	$(BIN)/python -m pipeline train-faces --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --epochs 30
 	$(BIN)/python -m pipeline train-faces --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --epochs 16 \
 	    --learning-rate 1e-3 --variant face_cnn_warm --init-from $(RUNS)/real_video/face_cnn/holdout-1/model.keras
+	# issue 21: the mirrored view and one temperature, measured on the same validation split
+	$(BIN)/python -m pipeline tune-faces --model $(RUNS)/real_video/face_cnn_warm/holdout-1/model.keras \
+	    --root $(SHARED)/fer2013/train --out $(RUNS)/real_video --base face_cnn_warm --views flip --calibration temperature
 	$(BIN)/python -m pipeline export --name real --out bundles/real --audio record/real_voice/final \
 	    --audio-calibrated session=record/real_voice/final_session \
 	    --audio-calibrated neutral=record/real_voice/final_neutral \
-	    --video $(RUNS)/real_video/face_cnn_warm --fusion-rule reliability --card configs/cards/real.yaml
+	    --video "$(RUNS)/real_video/face_cnn_warm+flip+temperature" --fusion-rule reliability --card configs/cards/real.yaml
 
 bench: setup  ## benchmarks; figures land in bench/results/*.json
 	$(BIN)/python -m bench
