@@ -17,15 +17,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from served_app import free_port, streamlit_app
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("AVE_CHROMIUM", "/usr/bin/chromium"))
@@ -79,12 +75,6 @@ def _bundle(tmp: Path) -> Path:
     return Path(_train_tiny_bundle(tmp))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _synthetic_clip(tmp: Path) -> Path:
     """One audio-visual take of the synthetic corpus (an existing one, or made now)."""
     from pipeline.core import paths
@@ -116,7 +106,7 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     runs = Path(os.environ.get("AVE_TEST_RUNS") or REPO / paths.runs_dir())
     if not store.list_experiments(runs):  # no `make demo` results: a tiny store of our own
         runs = results_writer(tmp / "runs")
-    port = _free_port()
+    port = free_port()
     def shown(path: Path) -> str:  # folders inside the checkout as the app shows them: relative
         path = Path(path).resolve()
         return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
@@ -126,33 +116,10 @@ def server(tmp_path_factory, results_writer) -> Iterator[str]:
     SERVED["tmp"] = server_tmp
     env = {**os.environ, "AVE_BUNDLE": shown(bundle), "AVE_RUNS": shown(runs),
            "AVE_DATA": shown(REPO / paths.data_dir()), "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(server_tmp)}
-    log = open(tmp / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with streamlit_app([str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
+                        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                       port=port, env=env, log_path=tmp / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _write_fake_devices(frames: list, samples, folder: Path) -> tuple[Path, Path]:

@@ -7,14 +7,12 @@ a RAVDESS face and RAVDESS speech, ``bench/bench_analyze.make_clip``)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from served_app import free_port, streamlit_app
 
 from pipeline.core import paths
 
@@ -28,40 +26,14 @@ def real_server(tmp_path_factory) -> Iterator[str]:
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    import socket
-
     tmp = tmp_path_factory.mktemp("explain_browser")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "AVE_BUNDLE": str(paths.shipped_bundle()), "AVE_RUNS": str(tmp / "runs"),
            "AVE_DATA": str(tmp / "data"), "TF_CPP_MIN_LOG_LEVEL": "2", "AVE_DETECTOR": "haar"}
-    log = open(tmp / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-                             "--server.headless", "true", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with streamlit_app([str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
+                        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                       port=port, env=env, log_path=tmp / "streamlit.log", timeout=90) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_compare_two_takes_and_download_the_handout(real_server: str, shared_data: Path, tmp_path: Path) -> None:

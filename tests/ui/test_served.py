@@ -9,13 +9,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from served_app import free_port, streamlit_app
 
 REPO = Path(__file__).resolve().parents[2]
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp*
@@ -57,42 +54,14 @@ def test_proc_table_parsing_reads_this_processes_listener() -> None:
     assert listening_addresses(port) == set()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_shipped_config_listens_on_loopback_only(tmp_path: Path) -> None:
     if not Path("/proc/net/tcp").is_file():
         pytest.skip("no /proc/net/tcp (not Linux)")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
     env.update({"AVE_RUNS": str(tmp_path / "runs"), "AVE_BUNDLE": str(tmp_path / "bundle"),
                 "AVE_DATA": str(tmp_path / "data")})
     log = tmp_path / "streamlit.log"
-    with open(log, "w") as out:
-        # exactly as docs/dashboard.md says, plus a free port: no --server.address
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-                                 "--server.port", str(port)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                        if reply.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
-            assert listening_addresses(port) == {"127.0.0.1"}, log.read_text()[-2000:]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    # exactly as docs/dashboard.md says, plus a free port: no --server.address
+    with streamlit_app(["dashboard/app.py"], port=port, env=env, log_path=log):
+        assert listening_addresses(port) == {"127.0.0.1"}, log.read_text()[-2000:]
