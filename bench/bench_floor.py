@@ -130,21 +130,6 @@ def before_tree() -> Path:
 
 
 # --------------------------------------------------------------------------- child side
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def _spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "n": len(values)}
@@ -218,12 +203,12 @@ def run_clip(bundle_dir: str, clip: str, warm_clip: str, repeats: int, with_floo
             f_all.append(floor_all(clip))
             f_sampled.append(floor_sampled(clip, bundle))
         loads.append(round(os.getloadavg()[0], 2))
-        reset = _reset_peak()
+        reset = clips._reset_peak()
         t0, c0 = time.perf_counter(), time.process_time()
         result = analyze(clip, bundle)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-        peaks.append(round(_status_kb("VmHWM") / 1024) if reset else None)
+        peaks.append(round(clips._status_kb("VmHWM") / 1024) if reset else None)
         stages = {k: round(v, 3) for k, v in result.timings.items()}
     out: dict[str, Any] = {
         "load_bundle_s": round(load_s, 3), "warm_up_s": round(warm_s, 3), "wall_s": _spread(walls),

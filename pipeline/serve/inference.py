@@ -30,6 +30,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from pipeline.serve.analysis import OK, Analysis, BranchResult, TimelineWindow
+from pipeline.core import settings
 from pipeline.core.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,7 @@ DEFAULT_MAX_SECONDS: float = 300.0
 def max_seconds_setting(environ: Any = None) -> float:
     """The length cap in seconds: ``AVE_MAX_SECONDS`` when set to a positive number,
     else :data:`DEFAULT_MAX_SECONDS`."""
-    raw = (os.environ if environ is None else environ).get("AVE_MAX_SECONDS", "")
-    try:
-        value = float(raw) if str(raw).strip() else DEFAULT_MAX_SECONDS
-    except ValueError:
-        log.warning("AVE_MAX_SECONDS=%r is not a number; using %g s", raw, DEFAULT_MAX_SECONDS)
-        return DEFAULT_MAX_SECONDS
-    return value if value > 0 else DEFAULT_MAX_SECONDS
+    return settings.positive_seconds("AVE_MAX_SECONDS", DEFAULT_MAX_SECONDS, environ)
 
 
 #: Longest stretch of a clip analysed (seconds; the setting ``AVE_MAX_SECONDS``, read at

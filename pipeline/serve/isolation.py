@@ -33,6 +33,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
+from pipeline.core import settings
+
 log = logging.getLogger(__name__)
 
 #: Default of the time limit of one job (seconds; ``AVE_ANALYZE_TIMEOUT`` sets it): a
@@ -45,13 +47,7 @@ POLL_S: float = 0.2
 def timeout_setting(environ: Any = None) -> float:
     """The time limit of one job in seconds: ``AVE_ANALYZE_TIMEOUT`` when set to a
     positive number, else :data:`DEFAULT_TIMEOUT_S`."""
-    raw = (os.environ if environ is None else environ).get("AVE_ANALYZE_TIMEOUT", "")
-    try:
-        value = float(raw) if str(raw).strip() else DEFAULT_TIMEOUT_S
-    except ValueError:
-        log.warning("AVE_ANALYZE_TIMEOUT=%r is not a number; using %g s", raw, DEFAULT_TIMEOUT_S)
-        return DEFAULT_TIMEOUT_S
-    return value if value > 0 else DEFAULT_TIMEOUT_S
+    return settings.positive_seconds("AVE_ANALYZE_TIMEOUT", DEFAULT_TIMEOUT_S, environ)
 
 
 class WorkerCrashed(RuntimeError):
