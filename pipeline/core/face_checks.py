@@ -28,8 +28,10 @@ Pure functions on numpy arrays; OpenCV is imported inside them.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -89,13 +91,21 @@ def turned(rgb: np.ndarray, turn: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, -k)) if k else rgb
 
 
-def _haar():
+@functools.lru_cache(maxsize=8)
+def _haar_of_thread(thread: int):
+    """OpenCV's frontal face cascade, loaded once per thread (``thread``: its
+    ``threading.get_ident()``; a cascade object is not shared between threads). Loading
+    the XML costs about 20 ms, as much as checking a face."""
     import cv2
 
     path = os.path.join(getattr(getattr(cv2, "data", None), "haarcascades", ""),
                         "haarcascade_frontalface_default.xml")
     classifier = cv2.CascadeClassifier(path) if os.path.isfile(path) else None
     return None if classifier is None or classifier.empty() else classifier
+
+
+def _haar():
+    return _haar_of_thread(threading.get_ident())
 
 
 def upright_turn(crop: np.ndarray, classifier=None) -> int | None:
@@ -113,14 +123,15 @@ def upright_turn(crop: np.ndarray, classifier=None) -> int | None:
         return None
     grey = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY))
     side = min(grey.shape)
-    fires = []
-    for turn in (0, 90, 180, 270):
-        view = turned(grey, turn)
-        hits = classifier.detectMultiScale(view, scaleFactor=1.05, minNeighbors=3, minSize=(side // 3, side // 3))
-        fires.append(len(np.reshape(hits, (-1, 4))) > 0)
-    if fires[0]:
+
+    def fires(turn: int) -> bool:
+        hits = classifier.detectMultiScale(turned(grey, turn), scaleFactor=1.05, minNeighbors=3,
+                                           minSize=(side // 3, side // 3))
+        return len(np.reshape(hits, (-1, 4))) > 0
+
+    if fires(0):  # the usual case: upright, and the turned views need not be looked at
         return 0
-    turned_views = [t for t, f in zip((90, 180, 270), fires[1:]) if f]
+    turned_views = [t for t in (90, 180, 270) if fires(t)]
     return turned_views[0] if len(turned_views) == 1 else None
 
 
@@ -142,12 +153,20 @@ def _bands(box: Box) -> tuple[tuple[float, float, float, float], tuple[float, fl
             (x0, eyes_y + 0.2 * d, x1, eyes_y + 0.55 * d))
 
 
-def _region(values: np.ndarray, band: tuple[float, float, float, float]) -> np.ndarray:
-    height, width = values.shape[:2]
+def _bounds(band: tuple[float, float, float, float], height: int, width: int) -> tuple[int, int, int, int]:
+    """``(ya, yb, xa, xb)``: the pixel rows and columns of ``band`` inside a
+    ``height`` x ``width`` picture."""
     x0, y0, x1, y1 = band
     xa, xb = int(np.clip(round(x0), 0, width)), int(np.clip(round(x1), 0, width))
     ya, yb = int(np.clip(round(y0), 0, height)), int(np.clip(round(y1), 0, height))
-    return values[ya:yb, xa:xb]
+    return ya, yb, xa, xb
+
+
+def _cut(values: np.ndarray, bounds: tuple[int, int, int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The part of ``values`` (a picture cut out at ``origin`` = (row, column) of the
+    whole one) inside ``bounds`` (:func:`_bounds`, in the whole picture's pixels)."""
+    ya, yb, xa, xb = bounds
+    return values[ya - origin[0]:yb - origin[0], xa - origin[1]:xb - origin[1]]
 
 
 def hidden_parts(rgb: np.ndarray, box: Box) -> list[str]:
@@ -159,11 +178,19 @@ def hidden_parts(rgb: np.ndarray, box: Box) -> list[str]:
     when present). [] when the bands are too small to judge (under 3 px)."""
     import cv2
 
-    rgb = np.ascontiguousarray(rgb)
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = rgb.shape[:2]
+    eyes_at, mouth_at, cheeks_at = (_bounds(b, height, width) for b in _bands(box))
+    # Only the face's neighbourhood is filtered: 2 pixels beyond the bands, so every
+    # gradient inside them is the one the whole picture gives (a 3 x 3 Sobel).
+    rows = [v for b in (eyes_at, mouth_at, cheeks_at) for v in b[:2]]
+    cols = [v for b in (eyes_at, mouth_at, cheeks_at) for v in b[2:]]
+    origin = (max(0, min(rows) - 2), max(0, min(cols) - 2))
+    near = np.ascontiguousarray(rgb[origin[0]:min(height, max(rows) + 2), origin[1]:min(width, max(cols) + 2)])
+    if near.size == 0:
+        return []
+    grey = cv2.cvtColor(near, cv2.COLOR_RGB2GRAY).astype(np.float32)
     magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    eyes_band, mouth_band, cheeks_band = _bands(box)
-    eyes, mouth = _region(magnitude, eyes_band), _region(magnitude, mouth_band)
+    eyes, mouth = _cut(magnitude, eyes_at, origin), _cut(magnitude, mouth_at, origin)
     if min(eyes.shape + mouth.shape) < 3:
         return []
     t_eyes, t_mouth = float(eyes.mean()), float(mouth.mean())
@@ -171,8 +198,8 @@ def hidden_parts(rgb: np.ndarray, box: Box) -> list[str]:
     lower_flat = t_mouth < FLAT_RATIO * t_eyes
     colour = not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
     if not lower_flat and colour and t_mouth < SOFT_RATIO * t_eyes:
-        ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-        cheeks, lower = _region(ycc, cheeks_band), _region(ycc, mouth_band)
+        ycc = cv2.cvtColor(near, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+        cheeks, lower = _cut(ycc, cheeks_at, origin), _cut(ycc, mouth_at, origin)
         if cheeks.size and lower.size:
             shift = float(np.abs(cheeks[..., 1:].reshape(-1, 2).mean(0) - lower[..., 1:].reshape(-1, 2).mean(0)).sum())
             lower_flat = shift >= CHROMA_SHIFT
