@@ -99,6 +99,45 @@ def test_window_sampler_converts_only_what_windows_need():
     assert np.allclose(got[3][1], np.linspace(6.0, 8.0 - 1 / 30, 6), atol=1 / 60)
 
 
+def _window_frames(k: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(k)
+    return np.linspace(2.0 * k, 2.0 * k + 1.9, 6), rng.integers(0, 255, (6, 24, 32, 3), dtype=np.uint8)
+
+
+def test_faces_found_in_a_worker_thread_are_the_same_and_in_order():
+    """WindowFaces with ``background=True`` gives every window the same sample as in the
+    caller's thread, whatever order the batches finish in, and holds at most
+    BATCHES_WAITING batches for the worker."""
+    params = Preprocessing(duration=2.0, offset=0.5, n_frames=6, crop_size=16)
+    kept = {}
+    for background in (False, True):
+        faces = video.WindowFaces(params, batch=2, display=2, background=background, full_frame=True)
+        for k in range(9):
+            faces(k, *_window_frames(k))
+            assert len(faces._running) <= video.BATCHES_WAITING
+        faces.flush()
+        assert sorted(faces.samples) == list(range(9)) and faces._pool is None
+        kept[background] = faces.samples
+    for k in range(9):
+        a, b = kept[False][k], kept[True][k]
+        assert np.array_equal(a.crops, b.crops) and np.array_equal(a.frames, b.frames)
+        assert np.array_equal(a.times, b.times) and a.status == b.status
+
+
+def test_a_worker_error_reaches_the_caller(monkeypatch):
+    params = Preprocessing(duration=2.0, offset=0.5, n_frames=6, crop_size=16)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("face finder failed")
+
+    monkeypatch.setattr(video, "face_samples", broken)
+    faces = video.WindowFaces(params, batch=1, background=True, full_frame=True)
+    faces(0, *_window_frames(0))
+    with pytest.raises(RuntimeError, match="face finder failed"):
+        faces.flush()
+    assert faces._pool is None
+
+
 def test_unknown_length_decides_single_or_windows_at_the_end():
     params = Preprocessing(duration=2.0, offset=0.5, n_frames=4)
     for seconds, expect in ((2.5, [0]), (9.0, [0, 1, 2, 3, 4])):  # 9 s: 8-9 s is a window too

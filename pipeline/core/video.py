@@ -578,6 +578,9 @@ PENDING_BYTES: int = 64 * 2**20
 #: 32 px here, 11 px at the 320-pixel display size. Frames are shrunk to the display
 #: size once their faces are found.
 FRAME_SIDE: int = faces.FINE_SIDE
+#: Batches of windows :class:`WindowFaces` lets wait for its worker thread before the
+#: decoder waits in turn (each at most :data:`PENDING_BYTES` of frames).
+BATCHES_WAITING: int = 2
 
 
 class WindowFaces:
@@ -585,38 +588,83 @@ class WindowFaces:
     :class:`VideoSample` s (:func:`face_samples`), ``batch`` windows at a time, keeping
     per window only its crops, boxes and times, plus ``display`` frames for showing the
     clip (``frames`` of the samples it returns hold just those). ``seconds``: time spent
-    finding faces and cropping."""
+    finding faces and cropping.
 
-    def __init__(self, params: Preprocessing, *, batch: int = 8, display: int | None = None, **face_kw) -> None:
+    ``background=True``: the faces of each batch are found in one worker thread while
+    the caller goes on decoding (MTCNN, the face checks and the resizing run in native
+    code that releases the GIL, so decoding and face finding use both cores); at most
+    :data:`BATCHES_WAITING` batches wait for it, which bounds the frames held. Batches are
+    handled in order, each with the settings ``face_kw`` had when it was handed over;
+    :meth:`flush` waits for all of them, and re-raises a worker's error.
+    """
+
+    def __init__(self, params: Preprocessing, *, batch: int = 8, display: int | None = None,
+                 background: bool = False, **face_kw) -> None:
         self.params = params
         self.batch = max(1, int(batch))
         self.display = display  # frames kept per window for showing (None: all)
+        self.background = bool(background)
         self.face_kw = face_kw
         self.samples: dict[int, VideoSample] = {}
         self.seconds = 0.0
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._pool = None
+        self._running: list = []  # (pending windows, future of (samples, seconds)), oldest first
 
     def __call__(self, k: int, times: np.ndarray, frames: np.ndarray) -> None:
         self._pending.append((k, times, frames))
         held = sum(f.nbytes for _, _, f in self._pending)
         if len(self._pending) >= self.batch or held >= PENDING_BYTES:
-            self.flush()
+            self._hand_over()
 
-    def flush(self) -> None:
+    def _find(self, pending: list[tuple[int, np.ndarray, np.ndarray]],
+              face_kw: dict) -> tuple[list[VideoSample], float]:
         import time
 
-        if not self._pending:
-            return
         start = time.perf_counter()
-        pending, self._pending = self._pending, []
-        done = face_samples([(t, f) for _, t, f in pending], self.params, **self.face_kw)
+        done = face_samples([(t, f) for _, t, f in pending], self.params, **face_kw)
+        return done, time.perf_counter() - start
+
+    def _keep(self, pending: list[tuple[int, np.ndarray, np.ndarray]],
+              found: tuple[list[VideoSample], float]) -> None:
+        done, seconds = found
         for (k, _, _), sample in zip(pending, done):
             if self.display is not None and len(sample.frames) > self.display:
                 keep = np.unique(np.linspace(0, len(sample.frames) - 1, max(1, self.display)).round().astype(int))
                 sample.frames = np.ascontiguousarray(sample.frames[keep])
                 sample.display_index = keep
             self.samples[k] = sample
-        self.seconds += time.perf_counter() - start
+        self.seconds += seconds
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if not self.background:
+            self._keep(pending, self._find(pending, dict(self.face_kw)))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
+        while len(self._running) >= BATCHES_WAITING:
+            self._collect_oldest()
+        self._running.append((pending, self._pool.submit(self._find, pending, dict(self.face_kw))))
+
+    def _collect_oldest(self) -> None:
+        pending, future = self._running.pop(0)
+        self._keep(pending, future.result())
+
+    def flush(self) -> None:
+        """Find the faces of the windows still waiting, and wait for the worker."""
+        self._hand_over()
+        try:
+            while self._running:
+                self._collect_oldest()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool, self._running = None, []
 
 
 def featurize(src: media.Source, params: Preprocessing, landmarks_path: str | Path | None = None,

@@ -282,9 +282,11 @@ class _VideoPlan:
     that keeps only the frames each window needs, feeding a
     :class:`pipeline.core.video.WindowFaces` that finds faces a few windows at a time.
 
+    Faces are found in a worker thread while the decoder goes on (both cores busy).
     Memory: the sampler holds at most one window's frames (``n_frames``) while decoding,
     the face step at most ``batch`` windows of them or
-    :data:`pipeline.core.video.PENDING_BYTES` (64 MB; frames arrive at
+    :data:`pipeline.core.video.PENDING_BYTES` (64 MB) per batch, and up to
+    :data:`pipeline.core.video.BATCHES_WAITING` batches wait for the worker (frames arrive at
     :data:`pipeline.core.video.FRAME_SIDE`, 960 px, for small faces); afterwards each
     window keeps its crops, boxes and times, and ``ceil(n_frames / windows)`` frames (at
     least one, shrunk to :data:`DISPLAY_SIDE`) for the display: whatever the clip's
@@ -303,7 +305,8 @@ class _VideoPlan:
         display = None if single else max(1, -(-params.n_frames // n_windows))
         self.faces = video_mod.WindowFaces(params, display=display, video_size=(info.width, info.height),
                                            landmarks_path=landmarks_path, detector=detector,
-                                           full_frame=branch.full_frame, every=every, display_side=DISPLAY_SIDE)
+                                           full_frame=branch.full_frame, every=every, display_side=DISPLAY_SIDE,
+                                           background=True)
         step = 1.0 / info.video_fps if info.video_fps > 0 else 1 / 30.0
         if single:
             seconds = min(info.video_duration or info.duration, MAX_SECONDS)
