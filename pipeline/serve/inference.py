@@ -577,6 +577,20 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
     (:func:`pipeline.serve.speaker.calibrate_to_voice`); the voice answer says which
     normalisation it used (:mod:`pipeline.serve.speaker`).
     """
+    from threadpoolctl import threadpool_limits
+
+    # numpy's BLAS at one thread while the clip is analysed: the audio branch's encoder
+    # (numpy matrix products) shares the two cores with the decoder, TensorFlow and
+    # OpenCV, each with its own threads; with BLAS's default two threads the audio
+    # features of a 60 s clip took 21-22 s of wall time on busy cores, with one 13-14 s
+    # (bench/bench_floor.py). The limit is restored on return.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyze(src, bundle, detector, landmarks_path=landmarks_path, calibration=calibration)
+
+
+def _analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any, *,
+             landmarks_path: str | None, calibration: Any) -> Analysis:
+    """:func:`analyze` under its thread limits."""
     import threading
 
     from pipeline.core.media import MediaError, decode, is_image
