@@ -578,9 +578,10 @@ PENDING_BYTES: int = 64 * 2**20
 #: 32 px here, 11 px at the 320-pixel display size. Frames are shrunk to the display
 #: size once their faces are found.
 FRAME_SIDE: int = faces.FINE_SIDE
-#: Batches of windows :class:`WindowFaces` lets wait for its worker thread before the
-#: decoder waits in turn (each at most :data:`PENDING_BYTES` of frames).
-BATCHES_WAITING: int = 2
+#: Batches of windows :class:`WindowFaces` leaves with its worker thread at a time: while
+#: the worker finds the faces of one, the decoder fills the next and waits when that is
+#: full, so at most two batches of frames (each at most :data:`PENDING_BYTES`) are held.
+BATCHES_WAITING: int = 1
 
 
 class WindowFaces:
