@@ -52,8 +52,11 @@ def test_compare_two_takes_and_download_the_handout(real_server: str, shared_dat
         inputs = page.locator("input[type=file]")
         expect(inputs).to_have_count(2, timeout=30_000)
         inputs.nth(0).set_input_files(str(clip))
-        inputs.nth(1).set_input_files(str(other))
+        # B is given once A's answer is up, as a person does: a file set on B's uploader
+        # while the page re-renders for A was seen lost (B's uploader empty) under load
         expect(page.get_by_text("The voice sounds").first).to_be_visible(timeout=240_000)
+        expect(page.locator("input[type=file]")).to_have_count(2, timeout=30_000)
+        page.locator("input[type=file]").nth(1).set_input_files(str(other))
         expect(page.get_by_text("The voice sounds")).to_have_count(2, timeout=240_000)
         expect(page.get_by_text("Where the answers sit on the valence x arousal plane").first).to_be_visible()
         expect(page.get_by_text("Pitch level and range").first).to_be_visible()
