@@ -14,6 +14,10 @@ and the in-sample flag is reported) at the original level, -20 dB and peak-norma
 answer is "sure" under babble at 0-20 dB and for synthetic voices (espeak-ng in
 German, Spanish, Japanese and English, when Debian's ``espeak-ng`` is installed).
 
+``--part detector``: a learned babble detector (logistic regression on the voice model's
+input, clean clips against their babble copies) trained on one corpus and tried on the
+other: whether a threshold travels (``docs/real_models.md``; not in the product).
+
 Writes ``bench/results/voice_conditions_<part>.json``.
 """
 from __future__ import annotations
@@ -41,15 +45,16 @@ SENTENCES = {
 }
 
 
-def sample(shared: Path, every: int = 8) -> list[tuple[str, str, str]]:
-    """(corpus, actor, path) of every ``every``-th development clip (seven emotions)."""
+def sample(shared: Path, every: int = 8, offset: int = 0) -> list[tuple[str, str, str]]:
+    """(corpus, actor, path) of every ``every``-th development clip (seven emotions),
+    starting at the ``offset``-th."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.voice_study import development_manifest
 
     frame = development_manifest(shared)
-    picked = frame.iloc[::every]
+    picked = frame.iloc[offset::every]
     return list(zip(picked["corpus"], picked["actor"].astype(str), picked["audio_path"]))
 
 
@@ -75,12 +80,41 @@ def synthetic_voices(folder: Path) -> list[Path]:
     return out
 
 
-def part_measure(shared: Path, every: int = 8) -> dict[str, Any]:
+#: Limits tried by ``--part measure`` (each with the others at their values in
+#: :mod:`pipeline.serve.conditions`): how often each flags the clean conditions
+#: (original, -20 dB, peak-normalised) against babble and noise.
+SWEEP: dict[str, tuple[float, ...]] = {"MIN_SNR_DB": (15.0, 18.0, 20.0, 22.0, 25.0, 28.0),
+                                       "MIN_DIP_DB": (14.0, 16.0, 18.0, 20.0, 22.0),
+                                       "BABBLE_SPEECH_SHARE": (0.4, 0.5, 0.6, 0.7)}
+
+
+def flags(snr: np.ndarray, share: np.ndarray, dip: np.ndarray, limits: dict[str, float]) -> np.ndarray:
+    """Which rows :func:`pipeline.serve.conditions.assess` would note as noisy or as
+    several voices under ``limits`` (the names of its constants)."""
+    with np.errstate(invalid="ignore"):
+        babble = (dip < limits["MIN_DIP_DB"]) & (share >= limits["BABBLE_SPEECH_SHARE"])
+        return babble | (snr < limits["MIN_SNR_DB"])
+
+
+def sweep(table: dict[str, dict[str, list[float]]], limits: dict[str, float]) -> dict[str, Any]:
+    """Flag rates per condition for each limit of :data:`SWEEP` moved alone."""
+    out: dict[str, Any] = {}
+    for name, values in SWEEP.items():
+        for value in values:
+            tried = {**limits, name: value}
+            out[f"{name}={value:g}"] = {
+                cond: round(float(np.mean(flags(*(np.asarray(row[k]) for k in ("snr_db", "speech_share", "dip_db")),
+                                                tried))), 3)
+                for cond, row in table.items()}
+    return out
+
+
+def part_measure(shared: Path, every: int = 8, offset: int = 0) -> dict[str, Any]:
     from pipeline.core.media import load_audio
     from pipeline.serve import conditions
 
     rng = np.random.default_rng(0)
-    clips = sample(shared, every)
+    clips = sample(shared, every, offset)
     sounds = [(c, a, load_audio(p, 16000)) for c, a, p in clips]
     table: dict[str, dict[str, list[float]]] = {}
     for i, (corpus, actor, y) in enumerate(sounds):
@@ -96,18 +130,19 @@ def part_measure(shared: Path, every: int = 8) -> dict[str, Any]:
     for name, row in table.items():
         summary[name] = {key: {q: round(float(np.nanpercentile(v, q)), 2) for q in (1, 5, 50, 95, 99)}
                          for key, v in row.items()}
+    limits = {"MIN_SNR_DB": conditions.MIN_SNR_DB, "MIN_DIP_DB": conditions.MIN_DIP_DB,
+              "BABBLE_SPEECH_SHARE": conditions.BABBLE_SPEECH_SHARE}
     rates = {}
     for name, row in table.items():
         snr, share, dip = (np.asarray(row[k]) for k in ("snr_db", "speech_share", "dip_db"))
         babble = (dip < conditions.MIN_DIP_DB) & (share >= conditions.BABBLE_SPEECH_SHARE)
         rates[name] = {"several_voices": round(float(np.mean(babble)), 3),
-                       "noisy_or_voices": round(float(np.mean(babble | (snr < conditions.MIN_SNR_DB))), 3)}
-    return {"clips": len(sounds), "percentiles": summary, "flag_rates": rates,
-            "limits": {"MIN_SNR_DB": conditions.MIN_SNR_DB, "MIN_DIP_DB": conditions.MIN_DIP_DB,
-                       "BABBLE_SPEECH_SHARE": conditions.BABBLE_SPEECH_SHARE}}
+                       "noisy_or_voices": round(float(np.mean(flags(snr, share, dip, limits))), 3)}
+    return {"clips": len(sounds), "offset": offset, "percentiles": summary, "flag_rates": rates,
+            "limits": limits, "sweep": sweep(table, limits), "values": table}
 
 
-def part_bundle(shared: Path, bundle_path: Path, every: int = 16) -> dict[str, Any]:
+def part_bundle(shared: Path, bundle_path: Path, every: int = 16, offset: int = 0) -> dict[str, Any]:
     from pipeline.core.media import load_audio
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import answer_sound
@@ -115,7 +150,7 @@ def part_bundle(shared: Path, bundle_path: Path, every: int = 16) -> dict[str, A
     bundle = load_bundle(bundle_path)
     sr = bundle.audio.params.sample_rate
     rng = np.random.default_rng(1)
-    clips = sample(shared, every)
+    clips = sample(shared, every, offset)
     sounds = [(c, a, load_audio(p, sr)) for c, a, p in clips]
     same, sure_babble, n_babble, per_condition = 0, 0, 0, {}
     for corpus, actor, y in sounds:
@@ -148,18 +183,60 @@ def part_bundle(shared: Path, bundle_path: Path, every: int = 16) -> dict[str, A
                       "measured, not accuracy)"}
 
 
+def part_detector(spec_path: Path, C: float = 0.01) -> dict[str, Any]:
+    """A learned babble detector, tried across corpora: standardise + logistic
+    regression on the voice model's own input (the features of ``spec_path``'s recipe,
+    from the feature cache) of clean clips against their ``babble`` copies, trained on
+    one corpus and applied to the other (clean clips and their babble copies)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from pipeline.research import experiments
+
+    base = experiments.resolve(experiments.load_spec(spec_path))
+    spec = {**base, "features": {**base["features"], "augment": ["babble"]}}
+    X, kept, _ = experiments.features_for(spec, experiments.load_manifest_for(spec), progress=False)
+    Xb, ok = experiments.augmented_for(spec, kept, progress=False)["babble"]
+    X = np.asarray(X, np.float64).reshape(len(X), -1)
+    Xb = np.asarray(Xb, np.float64).reshape(len(Xb), -1)
+    corpus = kept["corpus"].astype(str).to_numpy()
+    out: dict[str, Any] = {"spec": str(spec_path), "kind": spec["features"]["kind"], "C": C}
+    for held in sorted(set(corpus)):
+        train, test = (corpus != held) & ok, (corpus == held) & ok
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
+        model.fit(np.vstack([X[train], Xb[train]]), np.r_[np.zeros(train.sum()), np.ones(train.sum())])
+        clean, babble = model.predict_proba(X[test])[:, 1], model.predict_proba(Xb[test])[:, 1]
+        out[f"held_out_{held}"] = {
+            "clips": int(test.sum()),
+            "roc_auc": round(float(roc_auc_score(np.r_[np.zeros(len(clean)), np.ones(len(babble))],
+                                                 np.r_[clean, babble])), 3),
+            "at_0.5": {"clean_flagged": round(float(np.mean(clean >= 0.5)), 3),
+                       "babble_flagged": round(float(np.mean(babble >= 0.5)), 3)}}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--part", choices=("measure", "bundle"), default="measure")
+    parser.add_argument("--part", choices=("measure", "bundle", "detector"), default="measure")
+    parser.add_argument("--spec", type=Path, default=Path("record/real_voice_conditions/spec.yaml"),
+                        help="--part detector: the run whose recipe and feature cache to use")
     parser.add_argument("--bundle", type=Path, default=Path("bundles/real"))
     parser.add_argument("--every", type=int, default=16, help="use every N-th development clip")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="start at this clip (measure the limits on clips the bundle part does not use)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = (part_measure(args.shared, args.every) if args.part == "measure"
-              else part_bundle(args.shared, args.bundle, args.every))
-    result["every"] = args.every
+    if args.part == "measure":
+        result = part_measure(args.shared, args.every, args.offset)
+    elif args.part == "bundle":
+        result = part_bundle(args.shared, args.bundle, args.every, args.offset)
+    else:
+        result = part_detector(args.spec)
+    result["every"], result["offset"] = args.every, args.offset
     result["seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"voice_conditions_{args.part}.json"

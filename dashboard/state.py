@@ -87,9 +87,15 @@ def _stamp(path: str | Path) -> float:
 @st.cache_resource(max_entries=2, show_spinner="Loading the models (once)...")
 def _bundle(bundle_dir: str, stamp: float) -> Any:
     from pipeline.serve.bundle import load_bundle
+    from pipeline.serve.inference import one_blas_thread
 
     log.info("loading bundle %s", bundle_dir)
-    return load_bundle(bundle_dir)
+    loaded = load_bundle(bundle_dir)
+    # a serving process from here on: the Live page answers in this process, beside
+    # the WebRTC decoder and TensorFlow, so numpy's BLAS stays at one thread (clips are
+    # analysed in the worker's child process, under analyze's own limit)
+    one_blas_thread()
+    return loaded
 
 
 def bundle(bundle_dir: str | Path) -> Any:

@@ -42,6 +42,23 @@ def test_refusals_come_before_the_bundle_is_read(tmp_path, capsys):
     assert "no bundle" in capsys.readouterr().err
 
 
+def test_a_refusal_imports_no_heavy_library(tmp_path):
+    """Refusing a bad file from a cold command line imports none of the libraries that
+    take seconds to load (pandas, scikit-learn, TensorFlow, librosa): only the CLI, numpy
+    and the decoder's probe."""
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    code = (
+        "import json, sys\n"
+        "from pipeline.entry import cli\n"
+        f"code = cli.main(['predict', '--bundle', {str(tmp_path / 'none')!r}, {str(text)!r}])\n"
+        "print(json.dumps({'code': code, 'heavy': sorted(m for m in ('pandas', 'sklearn', 'tensorflow', 'librosa')\n"
+        "                                                  if m in sys.modules)}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": 2, "heavy": []}
+
+
 def test_branch_models_load_on_first_use(tmp_path):
     """An audio-only clip answered by a bundle with a Keras face model: the voice model is
     loaded when the clip needs it, the face model never, TensorFlow is never imported."""

@@ -560,6 +560,24 @@ def _notes(info: Any, duration: float, known_duration: bool, extra: Sequence[str
     return notes + [n for n in extra if n]
 
 
+def one_blas_thread() -> Any:
+    """Limit numpy's BLAS (OpenBLAS or MKL) to one thread, for the whole process, until
+    the returned ``threadpoolctl`` limiter is restored (the end of its ``with`` block, or
+    never when the result is dropped: what a serving process does once, after loading
+    its bundle, for the Live page's answers).
+
+    Why: the audio branch's speech encoder (numpy matrix products) shares the cores with
+    the decoder, TensorFlow and OpenCV, each with its own threads; with BLAS's default of
+    one thread per core the audio features of a 60 s clip took 21-22 s of wall time on
+    2 busy cores, with one thread 13-14 s (``bench/bench_floor.py``). The limit is
+    process-wide (BLAS has no per-thread setting), so nested or overlapping limiters all
+    set the same value.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = None, *,
             landmarks_path: str | None = None, calibration: Any = None) -> Analysis:
     """Hear, see and decide one clip with a loaded bundle.
@@ -577,14 +595,7 @@ def analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any = No
     (:func:`pipeline.serve.speaker.calibrate_to_voice`); the voice answer says which
     normalisation it used (:mod:`pipeline.serve.speaker`).
     """
-    from threadpoolctl import threadpool_limits
-
-    # numpy's BLAS at one thread while the clip is analysed: the audio branch's encoder
-    # (numpy matrix products) shares the two cores with the decoder, TensorFlow and
-    # OpenCV, each with its own threads; with BLAS's default two threads the audio
-    # features of a 60 s clip took 21-22 s of wall time on busy cores, with one 13-14 s
-    # (bench/bench_floor.py). The limit is restored on return.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():  # restored on return
         return _analyze(src, bundle, detector, landmarks_path=landmarks_path, calibration=calibration)
 
 

@@ -120,3 +120,31 @@ def test_silent_like_keeps_the_frame_shape() -> None:
     quiet = live_engine.silent_like(loud)
     assert quiet.samples == loud.samples and quiet.sample_rate == 48000 and quiet.pts == 960
     assert quiet.layout.name == "stereo" and not quiet.to_ndarray().any()
+
+
+def test_the_serving_process_keeps_numpy_blas_at_one_thread(tmp_path) -> None:
+    """Loading the bundle makes the dashboard a serving process: from then on the Live
+    page's voice answers run with numpy's BLAS at one thread (as analyze does), beside
+    the WebRTC decoder and TensorFlow. Run in a fresh interpreter started with two BLAS
+    threads, so the check can fail on any machine and leaves this process as it was."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import json, threadpoolctl\n"
+        "from dashboard import state\n"
+        "def blas():\n"
+        "    return sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'})\n"
+        "before = blas()\n"
+        f"state._bundle({str(root / 'bundles' / 'real')!r}, 0.0)\n"
+        "print(json.dumps({'before': before, 'after': blas()}))\n")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"before": [2], "after": [1]}, seen

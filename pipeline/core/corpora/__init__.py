@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only where a corpus is scanned: the CLI's refusals stay fast
+    import pandas as pd
 
-from pipeline.core.corpora.manifest import ScanSummary
+    from pipeline.core.corpora.manifest import ScanSummary
 
 CORPORA: tuple[str, ...] = ("ravdess", "savee", "tess", "emodb", "cremad", "images", "synthetic")
 
