@@ -26,8 +26,13 @@ demo: setup  ## synthetic corpus -> quick training -> bundle -> dashboard
 	$(BIN)/python -m pipeline demo --data $(DATA) --runs $(RUNS) --actors $(ACTORS) --seed $(SEED)
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
+# Test files run in parallel, one worker per core up to 4 (pytest-xdist): whole files go to
+# one worker (their module fixtures, such as a served app, are built once). 9.5 min on
+# 2 cores, 17-18 min in one process (README, Development).
+TEST_WORKERS ?= auto
+
 test: setup  ## the whole suite (unit, integration, UI)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 real: setup  ## retrain bundles/real from real corpora in $(SHARED) (docs/real_models.md)
 	# the voice (issue 18): Whisper base block 3 + eGeMAPS, speaker folds, leave-one-corpus-out and

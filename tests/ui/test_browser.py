@@ -235,17 +235,18 @@ def test_analyze_upload_shows_every_step(server: str, page, clip: Path) -> None:
     page.goto(server)  # Analyze is the default page
     page.get_by_text("Where does the clip come from?").wait_for()
     page.locator("input[type=file]").set_input_files(str(clip))
+    from playwright.sync_api import expect
+
     _chart(page, "Fused answer").first.wait_for(timeout=180_000)
-    assert _chart(page, "MFCC heatmap").count() == 1
-    assert _chart(page, "Waveform").count() == 1
+    # each chart once; Plotly draws them one by one, not in page order, on a busy machine
+    for title in ("MFCC heatmap", "Waveform", "Audio model", "Video model", "Fused answer"):
+        expect(_chart(page, title), title).to_have_count(1, timeout=30_000)
     video = json.loads((SERVED["bundle"] / "bundle.json").read_text())["models"]["video"]["preprocessing"]
     size, n_frames = video["crop_size"], video["n_frames"]
-    assert page.get_by_text(f"Face crops ({size} x {size})").count() == 1
+    expect(page.get_by_text(f"Face crops ({size} x {size})")).to_have_count(1)
     images = page.locator("[data-testid=stImage] img")
     images.nth(2 * n_frames - 1).wait_for(timeout=30_000)  # images arrive after the charts
     assert images.count() >= 2 * n_frames  # the sampled frames and their crops
-    for title in ("Audio model", "Video model", "Fused answer"):
-        assert _chart(page, title).count() == 1, title
     # a plain answer, or "Not sure" when its held-out calibration does not support it
     overall = page.get_by_text("Overall, this clip comes across as").count()
     assert overall == 1 or page.get_by_text("This clip leans towards").count() == 1
@@ -352,7 +353,11 @@ def test_live_streams_the_fake_camera_without_ice_servers(server: str, page) -> 
         raise
     page.wait_for_timeout(8000)  # a few refreshes: 30 crops and 3 s of sound accumulate
     _shot(page, "live")
-    stop.click()
+    # frames came back, which is what this test is for; on a saturated machine aiortc's
+    # connection has been seen to end by itself by now (START shows again), so STOP is
+    # pressed only while the stream is still up
+    if stop.is_visible():
+        stop.click()
 
 
 @pytest.mark.parametrize("name, marker", [("data", "Data"), ("about", "About the models")])
