@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
               "stages_median_s": {k: round(float(np.median(v)), 3) for k, v in stages.items()},
               "encoder_4s_blocks_0_3_s": round(encoder_s, 3),
               "answer": a.audio.to_json(), "load_average": list(os.getloadavg()),
-              "threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")}
+              "blas_threads": "1 (analyze limits numpy's BLAS to one thread itself)"}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "voice_speed.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
