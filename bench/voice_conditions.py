@@ -153,6 +153,7 @@ def part_bundle(shared: Path, bundle_path: Path, every: int = 16, offset: int = 
     clips = sample(shared, every, offset)
     sounds = [(c, a, load_audio(p, sr)) for c, a, p in clips]
     same, sure_babble, n_babble, per_condition = 0, 0, 0, {}
+    sure_cases: list[dict[str, Any]] = []
     for corpus, actor, y in sounds:
         others = [s for c, a, s in sounds if c == corpus and a != actor]
         others = [others[j] for j in rng.choice(len(others), size=min(6, len(others)), replace=False)]
@@ -165,6 +166,11 @@ def part_bundle(shared: Path, bundle_path: Path, every: int = 16, offset: int = 
             row["sure"] += r.confidence == "sure"
         n_babble += 1
         sure_babble += heard["babble"].confidence == "sure"
+        if heard["babble"].confidence == "sure":  # what let it through: its conditions and answer
+            r = heard["babble"]
+            sure_cases.append({"corpus": corpus, "actor": actor, "winner": list(r.winner),
+                               "original_winner": winners["original"],
+                               "conditions": (r.conditions or {})})
     synthetic = {"voices": 0, "sure": 0, "answers": []}
     with tempfile.TemporaryDirectory() as tmp:
         for path in synthetic_voices(Path(tmp)):
@@ -176,7 +182,8 @@ def part_bundle(shared: Path, bundle_path: Path, every: int = 16, offset: int = 
                                          "confidence": r.confidence, "notes": list(getattr(r, "notes", []))})
     return {"bundle": bundle.name, "bundle_id": bundle.id, "takes": len(sounds),
             "same_winner_original_minus20db_peak": round(same / max(len(sounds), 1), 3),
-            "sure_under_babble": f"{sure_babble} of {n_babble}", "per_condition": per_condition,
+            "sure_under_babble": f"{sure_babble} of {n_babble}", "sure_under_babble_cases": sure_cases,
+            "per_condition": per_condition,
             "synthetic": synthetic,
             "caveat": "the shipped voice model trained on every development clip: these takes are in-sample "
                       "for the model (the winner's stability and the 'sure' rate under conditions are what is "

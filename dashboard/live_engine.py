@@ -140,10 +140,13 @@ def predict_video(bundle: Any, crops: np.ndarray) -> BranchResult:
 
 def fuse(bundle: Any, audio_result: BranchResult, video_result: BranchResult) -> BranchResult:
     """The bundle's late fusion, falling back to whichever branch answered
-    (:func:`pipeline.serve.inference.fuse`, as for every window of a clip)."""
-    from pipeline.serve.inference import fuse as fuse_answers
+    (:func:`pipeline.serve.inference.fuse`, as for every window of a clip), with the
+    held-out calibration of the model behind it (:func:`pipeline.serve.inference.calibrate`)."""
+    from pipeline.serve.inference import calibrate, fuse as fuse_answers
 
-    return fuse_answers(bundle, audio_result, video_result)
+    fused = fuse_answers(bundle, audio_result, video_result)
+    calibrate(bundle, audio_result, video_result, fused)
+    return fused
 
 
 def predict(bundle: Any, holder: LiveHolder, calibration: Any = None) -> LiveAnswer:

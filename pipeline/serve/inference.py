@@ -254,8 +254,11 @@ def answer_sound(y: np.ndarray, bundle: Any, *, offset: float | None = None,
     clip = Media(name="live sound", info=MediaInfo(has_audio=True, has_video=False,
                                                    duration=y.size / params.sample_rate),
                  waveform=y, sample_rate=params.sample_rate)
-    return _audio(clip, view, [(params.offset, params.offset + params.duration)], True, {},
-                  calibration).per_window[0]
+    result = _audio(clip, view, [(params.offset, params.offset + params.duration)], True, {},
+                    calibration).per_window[0]
+    if result.ok:  # "sure" as for a clip's answer: discounted by the held-out ECE
+        result.calibration = branch_calibration(bundle, "audio")
+    return result
 
 
 def answer_faces(crops: np.ndarray, bundle: Any) -> BranchResult:
@@ -265,7 +268,9 @@ def answer_faces(crops: np.ndarray, bundle: Any) -> BranchResult:
     if branch is None:
         return BranchResult(NO_MODEL)
     proba = predict_crops(branch, [np.asarray(crops, np.uint8)])[0]
-    return BranchResult(OK, _probabilities(branch.params.classes, proba), f"{len(crops)} face crops")
+    result = BranchResult(OK, _probabilities(branch.params.classes, proba), f"{len(crops)} face crops")
+    result.calibration = branch_calibration(bundle, "video")
+    return result
 
 
 # --------------------------------------------------------------------------- video
@@ -519,6 +524,17 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
         timings=timings, bundle=bundle.summary())
 
 
+def branch_calibration(bundle: Any, name: str) -> dict[str, Any]:
+    """The held-out calibration the bundle records for branch ``name`` ("audio" or
+    "video"): :func:`pipeline.serve.analysis.calibration_of` of its metrics (ECE,
+    accuracy, protocol); empty when none are recorded."""
+    from pipeline.serve.analysis import calibration_of
+
+    models = (getattr(bundle, "meta", None) or {}).get("models", {})
+    branch = getattr(bundle, name, None)
+    return calibration_of(getattr(branch, "metrics", None) or (models.get(name) or {}).get("metrics"))
+
+
 def calibrate(bundle: Any, audio_res: BranchResult, video_res: BranchResult, fused_res: BranchResult) -> None:
     """Attach to each answering result the held-out calibration of the model behind it
     (:func:`pipeline.serve.analysis.calibration_of` of the bundle's recorded metrics: ECE,
@@ -527,13 +543,7 @@ def calibrate(bundle: Any, audio_res: BranchResult, video_res: BranchResult, fus
     from pipeline.serve.analysis import calibration_of
 
     models = (getattr(bundle, "meta", None) or {}).get("models", {})
-
-    def of(name: str) -> dict[str, Any]:
-        branch = getattr(bundle, name, None)
-        metrics = getattr(branch, "metrics", None) or (models.get(name) or {}).get("metrics")
-        return calibration_of(metrics)
-
-    ca, cv = of("audio"), of("video")
+    ca, cv = branch_calibration(bundle, "audio"), branch_calibration(bundle, "video")
     if audio_res.ok:
         audio_res.calibration = ca
     if video_res.ok:

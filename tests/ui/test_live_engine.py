@@ -72,9 +72,9 @@ def _bundle(proba: np.ndarray) -> SimpleNamespace:
     params = Preprocessing()
     seen: dict[str, np.ndarray] = {}
 
-    def predict_proba(x: np.ndarray) -> np.ndarray:
+    def predict_proba(x: np.ndarray, mode: str = "none") -> np.ndarray:
         seen["x"] = x
-        return proba[None]
+        return np.repeat(proba[None], len(x), axis=0)
 
     branch = SimpleNamespace(params=params, input_kind="mfcc_mean", full_frame=False,
                              predict_proba=predict_proba)
@@ -105,6 +105,30 @@ def test_fuse_falls_back_to_the_branch_that_answered() -> None:
     both = live_engine.fuse(bundle, audio, BranchResult("ok", dict(zip(CLASSES, np.eye(6)[3]))))
     assert both.probabilities["angry"] == pytest.approx(0.5) and both.probabilities["sad"] == pytest.approx(0.5)
     assert not live_engine.fuse(bundle, video, video).ok
+
+
+def test_live_answers_are_sure_by_the_same_rule_as_a_clips() -> None:
+    """A live answer carries the held-out calibration of the model behind it, as a clip's
+    answer does (pipeline.serve.inference.calibrate), so "sure" is discounted by the same
+    ECE: 70% with an ECE of 30% is "not sure" on both pages."""
+    proba = np.full(6, 0.06)
+    proba[2] = 0.7
+    bundle = _bundle(proba)
+    bundle.audio.metrics = bundle.video.metrics = {"ece_mean": 0.3, "accuracy_mean": 0.6, "protocol": "speaker"}
+    crops = np.zeros((40, 64, 64, 3), np.uint8)
+    video = live_engine.predict_video(bundle, crops)
+    assert video.ok and video.winner[0] == "happy" and video.calibration["ece"] == pytest.approx(0.3)
+    assert video.confidence == "not sure"
+    fused = live_engine.fuse(bundle, BranchResult("no voice"), video)
+    assert fused.ok and fused.calibration["ece"] == pytest.approx(0.3) and fused.confidence == "not sure"
+    rate = bundle.audio.params.sample_rate  # a voice-like sound: harmonics on a gliding pitch, syllables
+    t = np.arange(3 * rate) / rate
+    f0 = 150 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    y = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.55 + 0.45 * np.sin(2 * np.pi * 3 * t))
+    audio = live_engine.predict_audio(bundle, (0.2 * y).astype(np.float32))
+    assert audio.ok, (audio.status, audio.detail)
+    assert audio.calibration["ece"] == pytest.approx(0.3) and audio.confidence == "not sure"
 
 
 def test_label_of() -> None:
