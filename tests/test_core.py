@@ -101,7 +101,7 @@ def test_load_audio_clear_errors(payload, reason):
 
 
 def test_missing_file_and_folder(tmp_path):
-    with pytest.raises(media.MediaError, match="not found"):
+    with pytest.raises(media.MediaError, match="no such file"):
         media.load_audio(tmp_path / "nope.wav", 22050)
     with pytest.raises(media.MediaError, match="folder"):
         media.probe(tmp_path)

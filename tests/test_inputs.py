@@ -600,6 +600,49 @@ def test_predict_refuses_missing_paths_and_bad_landmarks_up_front(tiny_bundle, t
         assert err.startswith("error: ") and said in err and err.count("\n") == 1, err
 
 
+def test_pipes_devices_and_unreadable_files_are_refused_in_words(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """A named pipe or a device is never opened (reading one blocks or never ends) and a
+    file the user may not read is said to be so: one line, exit 2, no traceback."""
+    from pipeline.entry.cli import main
+
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
+    for path in (pipe, Path(os.devnull)):
+        assert main(["predict", str(path), "--bundle", str(tiny_bundle.path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "not a regular file" in err and err.count("\n") == 1, err
+    import cv2
+
+    locked = write_wav(tmp_path / "locked.wav", speech(1.0))
+    picture = tmp_path / "locked.png"
+    picture.write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    real_access = os.access  # (root may read anything: the denial is the one the OS gives others)
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (Path(p).name not in ("locked.wav", "locked.png")
+                                                             and real_access(p, mode, **kw)))
+    for path in (locked, picture):
+        assert main(["predict", str(path), "--bundle", str(tiny_bundle.path)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {path} cannot be read: permission denied\n", err
+    # a picture whose read fails anyway (a folder on the way, a race): said, not raised
+    monkeypatch.setattr(os, "access", real_access)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(media.MediaError, match="cannot be read \\(Permission denied\\)"):
+        media.load_image(picture)
+
+
+def test_a_picture_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The pixel count a picture's header states is checked before it is decoded (a
+    small PNG can claim 16,000 x 16,000 pixels); pictures within the limit decode."""
+    import cv2
+
+    ok, png = cv2.imencode(".png", np.full((40, 30, 3), 128, np.uint8))
+    monkeypatch.setattr(media, "MAX_PIXELS", 40 * 30)
+    assert media.load_image(png.tobytes()).shape == (40, 30, 3)
+    monkeypatch.setattr(media, "MAX_PIXELS", 40 * 30 - 1)
+    with pytest.raises(media.MediaError, match=r"too large \(30 x 40 pixels"):
+        media.load_image(png.tobytes())
+
+
 def test_a_cut_short_file_says_so(tmp_path):
     """The first half of a faststart m4a still opens (its index comes first) and decodes
     to half its stated length: the note says the file is damaged or cut short."""

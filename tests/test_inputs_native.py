@@ -323,3 +323,21 @@ def test_a_leading_dash_name_gets_the_double_dash_hint(tiny_bundle, tmp_path, mo
 if __name__ == "__main__":  # the subprocess bodies of the walks
     kind = sys.argv[1]
     sys.exit(_walk_files(Path(sys.argv[2])) if kind == "files" else _walk_frames())
+
+
+def test_sound_files_without_samples_are_refused_not_crashed(tmp_path):
+    """A WAV, Ogg or FLAC file whose audio track holds no samples at all: a one-line
+    refusal and exit code 2 from a fresh command line, never a segmentation fault (the
+    check once read the closed file's stream for its message: exit 139)."""
+    import soundfile as sf
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for name, shape, rate in (("zero.wav", (0,), 16000), ("zero8.wav", (0, 8), 96000),
+                              ("zero.ogg", (0,), 16000), ("zero.flac", (0,), 16000)):
+        path = tmp_path / name
+        sf.write(path, np.zeros(shape, np.float32), rate)
+        done = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--bundle", str(tmp_path / "none"),
+                               str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, (name, done.returncode, done.stderr[-1500:])
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], (name, done.stderr)

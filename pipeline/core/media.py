@@ -30,6 +30,10 @@ Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 #: Largest file we agree to decode (bytes); beyond it a clear error, not an OOM.
 MAX_BYTES = 500 * 1024 * 1024
+#: Largest still image decoded (pixels): a 50-megapixel phone photo takes ~0.15 GB as
+#: RGB; a small PNG can claim 16,000 x 16,000 pixels (0.77 GB decoded, 1.8 GB and 25 s
+#: at peak), so the size the file's header states is checked before decoding.
+MAX_PIXELS = 50_000_000
 
 
 class MediaError(ValueError):
@@ -61,6 +65,28 @@ def _name(source: Source) -> str:
     return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
 
 
+def check_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it names a regular file this process may read; else
+    :class:`MediaError` with the reason: not found, a folder, not a regular file (a
+    named pipe, socket or device, which would block or never end), or no permission."""
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as err:  # (a dangling link or a loop of links too)
+        raise MediaError(f"{path}: no such file") from err
+    except OSError as err:  # a folder on the way that may not be entered, a loop of links
+        raise MediaError(f"{path} cannot be read ({err.strerror or type(err).__name__})") from err
+    if stat.S_ISDIR(mode):
+        raise MediaError(f"{path} is a folder, not a file: name one clip or photo in it")
+    if not stat.S_ISREG(mode):
+        raise MediaError(f"{path} is not a regular file (a named pipe, socket or device): name a saved clip or photo")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"{path} cannot be read: permission denied")
+    return path
+
+
 def _open(source: Source):
     """Open a container, turning every failure into a :class:`MediaError`."""
     import av
@@ -73,11 +99,7 @@ def _open(source: Source):
             raise MediaError(f"the file is too large ({len(data) / 2**20:.0f} MB > {MAX_BYTES // 2**20} MB)")
         handle: object = io.BytesIO(data)
     else:
-        path = Path(source)
-        if not path.exists():
-            raise MediaError(f"file not found: {path}")
-        if path.is_dir():
-            raise MediaError(f"{path} is a folder, not a media file")
+        path = check_path(source)
         size = path.stat().st_size
         if size == 0:
             raise MediaError(f"{path.name} is empty (0 bytes)")
@@ -226,13 +248,16 @@ def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
         # (a still picture alone is judged by the analysis, which says what it is)
         stream = container.streams.audio[0] if info.has_audio else (_video_stream(container)
                                                                      or container.streams.video[0])
-        if stream.type == "audio":
+        kind = stream.type  # read now: the stream object must not be touched once the file is closed
+        if kind == "audio":
             _check_stream(stream, label)
         error: Exception | None = None
+        carried = 0  # packets with data (demux ends with empty ones that flush the decoder)
         try:
             for i, packet in enumerate(container.demux(stream)):
                 if i >= CHECK_PACKETS:
                     break
+                carried += packet.size > 0
                 try:
                     if packet.decode():  # frames are only counted: nothing converted here
                         return info
@@ -246,8 +271,10 @@ def check_input(source: Source, name: str | None = None) -> MediaInfo | None:
                     error = err
         except av.error.FFmpegError as err:  # the container itself cannot be read on
             error = err
+    if not carried:
+        raise MediaError(f"{label}: its {kind} track is empty (no samples or frames at all)")
     why = f" ({error})" if error is not None else ""
-    raise MediaError(f"{label}: no {stream.type} frame decodes from its first {CHECK_PACKETS} packets{why} "
+    raise MediaError(f"{label}: no {kind} frame decodes from its first {CHECK_PACKETS} packets{why} "
                      "(a damaged file, or not audio or video)")
 
 
@@ -824,6 +851,8 @@ def is_image(source: Source, name: str | None = None) -> bool:
     ``name`` or the path."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         head = bytes(source[:12])
+    elif not Path(source).is_file():  # (never open a pipe or device: reading could block)
+        head = b""
     else:
         try:
             with open(source, "rb") as handle:
@@ -834,6 +863,29 @@ def is_image(source: Source, name: str | None = None) -> bool:
         return True
     label = name if name is not None else (None if isinstance(source, (bytes, bytearray, memoryview)) else str(source))
     return label is not None and Path(label).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _check_pixels(data: bytes, label: str) -> None:
+    """:class:`MediaError` when the image's header states more than :data:`MAX_PIXELS`
+    pixels (read by Pillow from the header alone, nothing decoded); a header Pillow
+    cannot read is left to OpenCV's decoder."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as picture:
+                width, height = picture.size
+    except Image.DecompressionBombError as err:  # beyond Pillow's own hard limit (~179 megapixels)
+        raise MediaError(f"{label}: the picture is too large (over {MAX_PIXELS / 1e6:g} megapixels): "
+                         "make it smaller and try again") from err
+    except Exception:  # not a header Pillow knows: OpenCV decides
+        return
+    if width * height > MAX_PIXELS:
+        raise MediaError(f"{label}: the picture is too large ({width} x {height} pixels, over "
+                         f"{MAX_PIXELS / 1e6:g} megapixels): make it smaller and try again")
 
 
 def load_image(source: Source) -> np.ndarray:
@@ -847,14 +899,16 @@ def load_image(source: Source) -> np.ndarray:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise MediaError(f"file not found: {path}")
-        data = path.read_bytes()
+        path = check_path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise MediaError(f"{path} cannot be read ({err.strerror or type(err).__name__})") from err
     if not data:
         raise MediaError(f"{_name(source)}: the file is empty (0 bytes)")
     if len(data) > MAX_BYTES:
         raise MediaError(f"{_name(source)}: the file is too large ({len(data) / 2**20:.0f} MB)")
+    _check_pixels(data, _name(source))
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise MediaError(f"{_name(source)}: not a readable image (jpg, png, webp or bmp)")

@@ -110,11 +110,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- predict
 def _cmd_predict(args: argparse.Namespace) -> int:
-    clip = Path(args.clip)
-    if not clip.exists():
-        raise UserError(f"{args.clip}: no such file")
-    if not clip.is_file():
-        raise UserError(f"{args.clip} is a folder, not a file: name one clip or photo in it")
+    clip = media.check_path(args.clip)  # missing, a folder, a pipe or device, unreadable
     if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
         from pipeline.core.faces import read_landmarks
 
@@ -417,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, MediaError, FileNotFoundError, ValueError, KeyError) as err:
+    except (UserError, MediaError, FileNotFoundError, PermissionError, ValueError, KeyError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

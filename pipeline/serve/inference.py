@@ -661,6 +661,9 @@ def _analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any, *,
         timings["decode_video"] = clip.seconds["video"]
     info = clip.info
     if not (info.has_audio or info.has_video):
+        if info.still_picture:  # one coded frame (or cover art) and no sound
+            raise MediaError(f"{name} holds a single still picture and no sound, not a video: "
+                             "save the picture as a photo (jpg or png) to have its face read")
         raise MediaError(f"{name} holds neither an audio nor a video track")
     duration = float(clip.duration)
     known_duration = info.duration > 0.0
