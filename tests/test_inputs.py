@@ -643,6 +643,18 @@ def test_a_picture_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
         media.load_image(png.tobytes())
 
 
+def test_pictures_that_end_before_the_sound_are_said(tiny_bundle, tmp_path, capsys):
+    """A clip whose pictures stop after 1 s while its sound goes on for 4 s: the answer
+    says the face was seen only in that first second (a clip with both to the end says
+    nothing of the kind)."""
+    short = write_media(tmp_path / "short.mp4", tone(PITCHES[2], 4.0), frames_for(lambda t: COLOURS[2], 1.0))
+    result = inference.analyze(short, tiny_bundle, landmarks_path=str(landmarks_csv(tmp_path / "s.csv", 1.0)))
+    assert any(n.startswith("the pictures end at 1.0 s, the sound at 4.") for n in result.notes), result.notes
+    whole = write_media(tmp_path / "whole.mp4", tone(PITCHES[2], 4.0), frames_for(lambda t: COLOURS[2], 4.0))
+    result = inference.analyze(whole, tiny_bundle, landmarks_path=str(landmarks_csv(tmp_path / "w.csv", 4.0)))
+    assert not any("pictures end" in n for n in result.notes), result.notes
+
+
 def test_a_cut_short_file_says_so(tmp_path):
     """The first half of a faststart m4a still opens (its index comes first) and decodes
     to half its stated length: the note says the file is damaged or cut short."""
@@ -671,3 +683,10 @@ def test_a_clipped_recording_is_noted(tmp_path):
     assert not any("clipped" in n for n in media.decode(clean, sample_rate=16000).notes)
     notes = media.decode(hot, sample_rate=16000).notes
     assert any(n.startswith("the sound is clipped (") for n in notes), notes
+    # a float WAV may hold samples far beyond full scale without any being flattened
+    import soundfile as sf
+
+    sf.write(tmp_path / "loud_float.wav", (1000.0 * y).astype(np.float32), SR, subtype="FLOAT")
+    assert not any("clipped" in n for n in media.decode(tmp_path / "loud_float.wav", sample_rate=16000).notes)
+    sf.write(tmp_path / "hot_float.wav", np.clip(40.0 * y, -1.0, 1.0).astype(np.float32), SR, subtype="FLOAT")
+    assert any("clipped" in n for n in media.decode(tmp_path / "hot_float.wav", sample_rate=16000).notes)

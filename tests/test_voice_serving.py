@@ -80,6 +80,8 @@ def test_conditions_notice_noise_and_several_voices():
     y = np.concatenate([np.zeros(SR // 2, np.float32), _take(5), np.zeros(SR // 2, np.float32)])
     clean = conditions.assess(y, SR)
     assert clean.notes == [] and clean.snr_db > conditions.MIN_SNR_DB
+    # digital silence between the words: the floor is 16-bit quantisation, not -240 dB
+    assert clean.snr_db <= clean.speech_level_db - conditions.NOISE_FLOOR_DB + 1e-9
     noisy = conditions.assess(degrade.add_at_snr(y, rng.standard_normal(len(y)), 3.0), SR)
     assert any(n.startswith("noisy") for n in noisy.notes)
     crowd = np.sum([np.roll(_take(s), 3000 * s)[: len(y)] if len(_take(s)) >= len(y)

@@ -342,9 +342,13 @@ CLIPPED_FRACTION: float = 0.002
 
 def clipped_fraction(channels: np.ndarray) -> float:
     """Share of samples (all channels) at or above :data:`CLIPPED_LEVEL` of full scale
-    (float samples, full scale 1.0). 0.0 for an empty array."""
-    channels = np.asarray(channels)
-    return float(np.mean(np.abs(channels) >= CLIPPED_LEVEL)) if channels.size else 0.0
+    (float samples, full scale 1.0). Float formats may hold samples beyond full scale
+    without clipping them: then the level is taken relative to the loudest sample, so
+    only a flattened top counts. 0.0 for an empty array."""
+    magnitude = np.abs(np.asarray(channels))
+    if not magnitude.size:
+        return 0.0
+    return float(np.mean(magnitude >= CLIPPED_LEVEL * max(float(magnitude.max()), 1.0)))
 
 
 def channel_speech_energy(channels: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
@@ -807,9 +811,14 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
         if media.n_frames == 0:
             media.video_error = f"{media.name}: the video stream cannot be decoded ({err})"
     media.first_frame_s = first or 0.0
-    if media.n_frames and not media.info.has_audio:  # (with sound, the sound's note says it)
-        _note_cut_short(media.notes, "pictures", media.last_frame_s - media.first_frame_s + media.frame_step_s,
-                        media.info.video_duration or media.info.duration, max_seconds)
+    seen = media.last_frame_s - media.first_frame_s + media.frame_step_s
+    if media.n_frames and not media.info.has_audio:
+        _note_cut_short(media.notes, "pictures", seen, media.info.video_duration or media.info.duration, max_seconds)
+    elif media.n_frames > 1 and media.waveform is not None and media.sample_rate:
+        heard = media.waveform.size / media.sample_rate  # (a cut-short file's sound has its own note)
+        if heard - seen > TRUNCATED_SLACK_S and not (max_seconds and seen >= max_seconds - TRUNCATED_SLACK_S):
+            media.notes.append(f"the pictures end at {seen:.1f} s, the sound at {heard:.1f} s: "
+                               f"the face was seen only in the first {seen:.1f} s")
     media.seconds["video"] = time.perf_counter() - start - spent
     media.seconds["sink"] = spent
 

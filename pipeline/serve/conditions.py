@@ -42,6 +42,10 @@ BABBLE_SPEECH_SHARE: float = 0.6
 #: Quieter than this active speech level (dBFS) the sound is close to the converter's
 #: own noise: "very quiet recording".
 MIN_LEVEL_DB: float = -60.0
+#: Lowest noise floor (dBFS) an SNR is measured against: the quantisation noise of
+#: 16-bit audio (6.02 dB a bit). Digital silence between words (a decoder's, a
+#: generated file's) would otherwise give SNRs of 200 dB that mean nothing.
+NOISE_FLOOR_DB: float = -96.0
 #: A clip farther from the training data than this quantile of the training clips' own
 #: distances reads as an "unusual voice".
 DISTANCE_QUANTILE: float = 0.99
@@ -127,7 +131,7 @@ def measure(y: np.ndarray, sr: int, *, probabilities: np.ndarray | None = None) 
     level = audio.speech_level_db(y, sr)
     if levels.size == 0 or not np.isfinite(level):
         return Conditions(float("-inf"), float("nan"), 0.0, float("nan"))
-    floor = float(np.percentile(levels, 10))
+    floor = max(float(np.percentile(levels, 10)), NOISE_FLOOR_DB)
     voiced = levels[levels >= levels.max() - audio.SPEECH_RANGE_DB]
     dip = float(np.percentile(voiced, 90) - np.percentile(voiced, 10)) if voiced.size >= 10 else float("nan")
     try:

@@ -708,7 +708,9 @@ def _analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any, *,
         frames_with_face=0 if sample is None else int(sample.frames_with_face),
         timeline=timeline, timings=timings, bundle=bundle.summary(),
         analysed_seconds=min(duration, MAX_SECONDS), faces_seen=v.faces_seen,
-        notes=_notes(info, duration, known_duration, a.notes + v.notes),
+        # (the audio branch copied the decoder's notes before the pictures were decoded:
+        # what the pictures added, such as their ending early, comes from the clip)
+        notes=_notes(info, duration, known_duration, list(dict.fromkeys(a.notes + v.notes + clip.notes))),
     )
 
 
