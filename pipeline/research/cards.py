@@ -101,7 +101,7 @@ def _travel_lines(meta: dict[str, Any]) -> list[str]:
         ref = meta["reference_fit"]
         lines.append(f"- **Unusual voices**: a clip farther from the {ref.get('n', '?')} training clips than "
                      f"{ref.get('quantile', 'most of them')} (distance {ref.get('limit', '?')}) is answered "
-                     "\"not sure: unusual voice\"; so is noise under 15 dB SNR or several voices at once.")
+                     "\"not sure: unusual voice\"; so is noise under 15 dB SNR or speech whose pauses are filled by other voices or noise.")
     return lines
 
 

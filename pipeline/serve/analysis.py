@@ -61,7 +61,7 @@ class BranchResult:
     #: Held-out calibration of the model that answered (:func:`calibration_of`).
     calibration: dict[str, Any] = field(default_factory=dict)
     #: Plain notes about the input that keep the answer from being "sure" ("noisy:
-    #: several voices", "unusual voice: ..."; :mod:`pipeline.serve.conditions`).
+    #: voices or noise fill the pauses between words", "unusual voice: ..."; :mod:`pipeline.serve.conditions`).
     notes: list[str] = field(default_factory=list)
     #: How the features were normalised to the speaker (:data:`pipeline.core.calibration.MODES`;
     #: empty for branches without such a choice).
