@@ -178,3 +178,10 @@ def test_the_speech_found_does_not_depend_on_the_recording_level():
     for gain in (0.01, 1.0 / float(np.abs(y).max())):
         assert np.allclose(vad.speech_probabilities(y * np.float32(gain), sr), base, atol=1e-3), gain
     assert vad.has_speech(y * np.float32(0.01), sr)
+    # and "too short" counts that speech too, though no frame of it is loud
+    from pipeline.core import audio
+
+    quiet = y * np.float32(0.0005)
+    assert not audio.energy_segments(quiet, sr)
+    heard = audio.voice_activity(quiet, sr, "vad")
+    assert heard.method == "silero vad" and abs(heard.seconds() - audio.voice_activity(y, sr, "vad").seconds()) < 0.05

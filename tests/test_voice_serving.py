@@ -82,6 +82,7 @@ def test_conditions_notice_noise_and_several_voices():
     assert clean.notes == [] and clean.snr_db > conditions.MIN_SNR_DB
     # digital silence between the words: the floor is 16-bit quantisation, not -240 dB
     assert clean.snr_db <= clean.speech_level_db - conditions.NOISE_FLOOR_DB + 1e-9
+    assert conditions.assess(y * np.float32(1e-4), SR).notes[0].startswith("very quiet recording (below -65 dBFS)")
     noisy = conditions.assess(degrade.add_at_snr(y, rng.standard_normal(len(y)), 3.0), SR)
     assert any(n.startswith("noisy") for n in noisy.notes)
     crowd = np.sum([np.roll(_take(s), 3000 * s)[: len(y)] if len(_take(s)) >= len(y)

@@ -535,7 +535,8 @@ def voice_activity(y: np.ndarray, sr: int, method: str | None = None, *,
     :data:`VOICE_ACTIVITY_DEFAULT`): ``"energy"`` counts the loud stretches
     (:func:`energy_segments`): padding and silence never count, steady noise does.
     ``"vad"``: Silero VAD (:func:`pipeline.core.vad.speech_segments`, unpadded) counts the
-    speech when it hears any, so noise, music or a tone around the words does not count;
+    speech when it hears any, at any level (a voice too quiet for the loud stretches
+    counts), so noise, music or a tone around the words does not count;
     when it hears none (silence, a tone, noise, a snippet too short for it, a shouted take
     it misses), whether there is a voice at all is not decided here (that is the "no
     speech" check of :mod:`pipeline.core.vad`) and the loud stretches count instead.
@@ -549,9 +550,9 @@ def voice_activity(y: np.ndarray, sr: int, method: str | None = None, *,
     if method not in ("energy", "vad"):
         raise ValueError(f"voice activity method must be 'energy' or 'vad', not {method!r}")
     loud = energy_segments(y, sr)
-    if not loud or method == "energy":
+    if method == "energy":
         return VoiceActivity(tuple(loud), "energy")
-    try:
+    try:  # (Silero first, even when nothing is loud: it hears a quiet voice at any level)
         from pipeline.core import vad
 
         found = (vad.speech_segments(np.asarray(y, np.float32), int(sr), pad_s=0.0) if probabilities is None

@@ -153,6 +153,10 @@ def assess(y: np.ndarray, sr: int, features: np.ndarray | None = None,
     c = measure(y, sr, probabilities=probabilities)
     if np.isfinite(c.speech_level_db) and c.speech_level_db < MIN_LEVEL_DB:
         c.notes.append(f"very quiet recording ({c.speech_level_db:.0f} dBFS)")
+    elif not np.isfinite(c.speech_level_db):  # a voice was heard, but no frame reaches the speech floor
+        from pipeline.core.audio import SPEECH_FLOOR_DB
+
+        c.notes.append(f"very quiet recording (below {SPEECH_FLOOR_DB:.0f} dBFS)")
     babble = (np.isfinite(c.dip_db) and c.dip_db < MIN_DIP_DB and np.isfinite(c.speech_share)
               and c.speech_share >= BABBLE_SPEECH_SHARE)
     if babble:
