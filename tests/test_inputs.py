@@ -672,6 +672,10 @@ def test_a_cut_short_file_says_so(tmp_path):
     half = media.decode(tmp_path / "half.m4a", sample_rate=16000)
     assert full.waveform is not None and not any("cut short" in n for n in full.notes), full.notes
     assert any("damaged or cut short" in n for n in half.notes), (half.notes, half.audio_error)
+    # the answer covers what was decoded, not the length the file claims
+    assert 0.0 < half.decoded_seconds < full.decoded_seconds - 0.5 and full.decoded_seconds > full.duration - 0.5
+    assert inference._analysed_seconds(half, half.duration) == half.decoded_seconds
+    assert inference._analysed_seconds(full, full.duration) == min(full.duration, inference.MAX_SECONDS)
 
 
 def test_a_clipped_recording_is_noted(tmp_path):

@@ -691,6 +691,13 @@ class Media:
         """The clip's length in seconds: the container's, else what was decoded."""
         if self.info.duration > 0:
             return float(self.info.duration)
+        return self.decoded_seconds
+
+    @property
+    def decoded_seconds(self) -> float:
+        """How much of the clip was actually decoded (s): the longer of the sound and the
+        pictures decoded (0.0 when neither was). Less than :attr:`duration` for a file
+        cut short or damaged."""
         heard = self.waveform.size / self.sample_rate if self.waveform is not None and self.sample_rate else 0.0
         seen = (self.last_frame_s - self.first_frame_s + self.frame_step_s) if self.n_frames else 0.0
         return float(max(heard, seen))

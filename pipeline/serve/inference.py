@@ -554,6 +554,16 @@ def calibrate(bundle: Any, audio_res: BranchResult, video_res: BranchResult, fus
                                  else dict(ca if audio_res.ok else cv))
 
 
+def _analysed_seconds(clip: Any, duration: float) -> float:
+    """Seconds of the clip the answer covers: its length up to :data:`MAX_SECONDS`, or
+    what was decoded when the file holds less than it claims (cut short or damaged: by
+    more than :data:`pipeline.core.media.TRUNCATED_SLACK_S`)."""
+    from pipeline.core.media import TRUNCATED_SLACK_S
+
+    analysed, decoded = min(duration, MAX_SECONDS), clip.decoded_seconds
+    return decoded if 0.0 < decoded < analysed - TRUNCATED_SLACK_S else analysed
+
+
 def _notes(info: Any, duration: float, known_duration: bool, extra: Sequence[str]) -> list[str]:
     """Plain sentences about what was decided for the user: a cut at the length cap, a
     still picture that is not video, then the branches' own notes (``extra``)."""
@@ -707,7 +717,7 @@ def _analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any, *,
         crops=None if sample is None else sample.crops,
         frames_with_face=0 if sample is None else int(sample.frames_with_face),
         timeline=timeline, timings=timings, bundle=bundle.summary(),
-        analysed_seconds=min(duration, MAX_SECONDS), faces_seen=v.faces_seen,
+        analysed_seconds=_analysed_seconds(clip, duration), faces_seen=v.faces_seen,
         # (the audio branch copied the decoder's notes before the pictures were decoded:
         # what the pictures added, such as their ending early, comes from the clip)
         notes=_notes(info, duration, known_duration, list(dict.fromkeys(a.notes + v.notes + clip.notes))),
