@@ -135,6 +135,10 @@ def worker() -> Any:
     that child, not the server (the child loads the bundle itself, once)."""
     from pipeline.serve.isolation import Worker
 
+    # librosa's numba kernels compiled and cached by this process first: the child
+    # compiling them at the same time could leave a mismatched cache that crashes it
+    # (pipeline.core.audio.warm_up)
+    warm_up().join()
     return Worker()
 
 

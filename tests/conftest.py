@@ -18,6 +18,18 @@ from pipeline.core.native import load_before_tensorflow  # noqa: E402
 load_before_tensorflow()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With test workers (pytest-xdist, ``make test``), the controller compiles
+    librosa's numba kernels once before the workers start: workers compiling the same
+    kernel at once can write a mismatched on-disk cache that segfaults the next one
+    (:func:`pipeline.core.audio.warm_up`; seen on a fresh environment)."""
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist") \
+            and config.getoption("numprocesses", None):
+        from pipeline.core.audio import warm_up
+
+        warm_up()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real RAVDESS samples folder named by AVE_SHARED_DATA (test skipped if unset)."""

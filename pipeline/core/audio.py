@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -682,11 +682,22 @@ def speaker_normalise(X: np.ndarray, speakers: np.ndarray) -> np.ndarray:
 
 
 def warm_up(params: Preprocessing | None = None) -> None:
-    """Run one tiny MFCC so librosa's numba kernels compile now (~17 s on a fresh
-    environment) rather than on a user's first request."""
+    """Run each librosa kernel the project uses once on a tiny tone (MFCC, deltas, RMS,
+    trimming, YIN pitch), so numba compiles them and writes its on-disk cache now (~17 s
+    on a fresh environment) rather than on a user's first request.
+
+    Call it in one process **before** starting processes that use librosa (feature
+    workers, test workers, the dashboard's analysis child): numba writes each
+    ``guvectorize(cache=True)`` kernel as two cache files, non-atomically, so processes
+    compiling the same kernel at once can leave a mismatched pair that crashes the next
+    process with a segmentation fault (numba issue #10128, librosa issue #1998; seen
+    here in ``librosa.yin`` under two test workers on a fresh environment)."""
     params = params or Preprocessing()
-    t = np.arange(params.sample_rate // 4) / params.sample_rate
-    mfcc_matrix((0.1 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32), params)
+    t = np.arange(params.sample_rate // 2) / params.sample_rate
+    tone = (0.1 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    mfcc_statistics(mfcc_matrix(tone, params))
+    functional_span(tone, replace(params, speech_span="trim"))
+    pitch_spread(tone, params.sample_rate)
 
 
 def _as_waveform(y: np.ndarray) -> np.ndarray:

@@ -234,6 +234,10 @@ def _run_all(jobs: list[_Job], kind: str, params: Preprocessing, augment: str | 
         if n_jobs > 1 and len(jobs) >= 4 * n_jobs:
             from joblib import Parallel, delayed
 
+            from pipeline.core.audio import warm_up
+
+            warm_up()  # numba's kernels compiled here, once, not by the workers at once
+
             results = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=4)(
                 delayed(_run_job)(job, *args) for job in jobs)
         else:
