@@ -91,9 +91,11 @@ SWEEP: dict[str, tuple[float, ...]] = {"MIN_SNR_DB": (15.0, 18.0, 20.0, 22.0, 25
 def flags(snr: np.ndarray, share: np.ndarray, dip: np.ndarray, limits: dict[str, float]) -> np.ndarray:
     """Which rows :func:`pipeline.serve.conditions.assess` would note as noisy or as
     several voices under ``limits`` (the names of its constants)."""
+    from pipeline.serve.conditions import pauses_filled
+
+    filled = pauses_filled(dip, share, min_dip_db=limits["MIN_DIP_DB"], share_at=limits["BABBLE_SPEECH_SHARE"])
     with np.errstate(invalid="ignore"):
-        babble = (dip < limits["MIN_DIP_DB"]) & (share >= limits["BABBLE_SPEECH_SHARE"])
-        return babble | (snr < limits["MIN_SNR_DB"])
+        return filled | (snr < limits["MIN_SNR_DB"])
 
 
 def sweep(table: dict[str, dict[str, list[float]]], limits: dict[str, float]) -> dict[str, Any]:
@@ -135,8 +137,7 @@ def part_measure(shared: Path, every: int = 8, offset: int = 0) -> dict[str, Any
     rates = {}
     for name, row in table.items():
         snr, share, dip = (np.asarray(row[k]) for k in ("snr_db", "speech_share", "dip_db"))
-        babble = (dip < conditions.MIN_DIP_DB) & (share >= conditions.BABBLE_SPEECH_SHARE)
-        rates[name] = {"several_voices": round(float(np.mean(babble)), 3),
+        rates[name] = {"several_voices": round(float(np.mean(conditions.pauses_filled(dip, share))), 3),
                        "noisy_or_voices": round(float(np.mean(flags(snr, share, dip, limits))), 3)}
     return {"clips": len(sounds), "offset": offset, "percentiles": summary, "flag_rates": rates,
             "limits": limits, "sweep": sweep(table, limits), "values": table}

@@ -698,9 +698,18 @@ class Media:
         """How much of the clip was actually decoded (s): the longer of the sound and the
         pictures decoded (0.0 when neither was). Less than :attr:`duration` for a file
         cut short or damaged."""
-        heard = self.waveform.size / self.sample_rate if self.waveform is not None and self.sample_rate else 0.0
-        seen = (self.last_frame_s - self.first_frame_s + self.frame_step_s) if self.n_frames else 0.0
-        return float(max(heard, seen))
+        return float(max(self.heard_seconds, self.seen_seconds))
+
+    @property
+    def heard_seconds(self) -> float:
+        """Seconds of sound decoded (0.0 without sound)."""
+        return self.waveform.size / self.sample_rate if self.waveform is not None and self.sample_rate else 0.0
+
+    @property
+    def seen_seconds(self) -> float:
+        """Seconds the decoded pictures span, the last frame's duration included (0.0
+        without pictures)."""
+        return (self.last_frame_s - self.first_frame_s + self.frame_step_s) if self.n_frames else 0.0
 
     @property
     def still(self) -> bool:
@@ -756,7 +765,7 @@ def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float
             try:
                 media.waveform = _read_audio(container, name, int(sample_rate), max_seconds, media.notes)
                 media.sample_rate = int(sample_rate)
-                _note_cut_short(media.notes, "sound", media.waveform.size / media.sample_rate,
+                _note_cut_short(media.notes, "sound", media.heard_seconds,
                                 info.duration, max_seconds)
             except MediaError as err:
                 media.audio_error = str(err)
@@ -818,11 +827,10 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
         if media.n_frames == 0:
             media.video_error = f"{media.name}: the video stream cannot be decoded ({err})"
     media.first_frame_s = first or 0.0
-    seen = media.last_frame_s - media.first_frame_s + media.frame_step_s
+    seen, heard = media.seen_seconds, media.heard_seconds
     if media.n_frames and not media.info.has_audio:
         _note_cut_short(media.notes, "pictures", seen, media.info.video_duration or media.info.duration, max_seconds)
-    elif media.n_frames > 1 and media.waveform is not None and media.sample_rate:
-        heard = media.waveform.size / media.sample_rate  # (a cut-short file's sound has its own note)
+    elif media.n_frames > 1 and heard:  # (a cut-short file's sound has its own note)
         if heard - seen > TRUNCATED_SLACK_S and not (max_seconds and seen >= max_seconds - TRUNCATED_SLACK_S):
             media.notes.append(f"the pictures end at {seen:.1f} s, the sound at {heard:.1f} s: "
                                f"the face was seen only in the first {seen:.1f} s")

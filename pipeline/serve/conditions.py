@@ -57,6 +57,16 @@ FILLED_PAUSES = "noisy: voices or noise fill the pauses between words"
 UNUSUAL = "unusual voice: unlike the voices the model learned from"
 
 
+def pauses_filled(dip_db: Any, speech_share: Any, *, min_dip_db: float = MIN_DIP_DB,
+                  share_at: float = BABBLE_SPEECH_SHARE) -> np.ndarray:
+    """The several-voices cue, for one value or arrays: level dips shallower than
+    ``min_dip_db`` while Silero hears speech in at least ``share_at`` of the sound
+    (NaN, not measured, never counts). Boolean array of the broadcast shape."""
+    dip, share = np.asarray(dip_db, dtype=np.float64), np.asarray(speech_share, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (dip < min_dip_db) & (share >= share_at)
+
+
 @dataclass
 class FeatureReference:
     """Where training features lie: ``mean`` and ``scale`` ``(d,)`` (standardisation),
@@ -157,9 +167,7 @@ def assess(y: np.ndarray, sr: int, features: np.ndarray | None = None,
         from pipeline.core.audio import SPEECH_FLOOR_DB
 
         c.notes.append(f"very quiet recording (below {SPEECH_FLOOR_DB:.0f} dBFS)")
-    babble = (np.isfinite(c.dip_db) and c.dip_db < MIN_DIP_DB and np.isfinite(c.speech_share)
-              and c.speech_share >= BABBLE_SPEECH_SHARE)
-    if babble:
+    if pauses_filled(c.dip_db, c.speech_share):
         c.notes.append(FILLED_PAUSES)
     elif np.isfinite(c.snr_db) and c.snr_db < MIN_SNR_DB:
         c.notes.append(f"noisy: {c.snr_db:.0f} dB signal-to-noise")
