@@ -600,6 +600,21 @@ def test_predict_refuses_missing_paths_and_bad_landmarks_up_front(tiny_bundle, t
         assert err.startswith("error: ") and said in err and err.count("\n") == 1, err
 
 
+def test_a_name_with_a_newline_stays_one_line(tiny_bundle, tmp_path, capsys):
+    """A file name holding a newline or tab is shown escaped: the text answer's first
+    line names the whole file and an error stays one line."""
+    from pipeline.entry.cli import main
+
+    clip = write_wav(tmp_path / "two\nlines\t.wav", speech(2.0))
+    assert main(["predict", str(clip), "--bundle", str(tiny_bundle.path)]) in (0, 1)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("two\\nlines\\t.wav: 2.0 s"), first
+    assert main(["predict", str(tmp_path / "gone\n.wav"), "--bundle", str(tiny_bundle.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gone\\n.wav: no such file" in err, err
+    assert media.printable("plain é.wav") == "plain é.wav"
+
+
 def test_pipes_devices_and_unreadable_files_are_refused_in_words(tiny_bundle, tmp_path, capsys, monkeypatch):
     """A named pipe or a device is never opened (reading one blocks or never ends) and a
     file the user may not read is said to be so: one line, exit 2, no traceback."""

@@ -61,8 +61,15 @@ class MediaInfo:
     video_duration: float = 0.0
 
 
+def printable(text: str) -> str:
+    """``text`` as one printable line: a file name holding a newline, tab or other
+    control character is shown with Python's escapes (``a\\nb.wav``), so a message or
+    a report line naming it cannot be split or garbled."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _name(source: Source) -> str:
-    return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else printable(str(source))
 
 
 def check_path(path: str | os.PathLike[str]) -> Path:
@@ -75,15 +82,15 @@ def check_path(path: str | os.PathLike[str]) -> Path:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as err:  # (a dangling link or a loop of links too)
-        raise MediaError(f"{path}: no such file") from err
+        raise MediaError(f"{_name(path)}: no such file") from err
     except OSError as err:  # a folder on the way that may not be entered, a loop of links
-        raise MediaError(f"{path} cannot be read ({err.strerror or type(err).__name__})") from err
+        raise MediaError(f"{_name(path)} cannot be read ({err.strerror or type(err).__name__})") from err
     if stat.S_ISDIR(mode):
-        raise MediaError(f"{path} is a folder, not a file: name one clip or photo in it")
+        raise MediaError(f"{_name(path)} is a folder, not a file: name one clip or photo in it")
     if not stat.S_ISREG(mode):
-        raise MediaError(f"{path} is not a regular file (a named pipe, socket or device): name a saved clip or photo")
+        raise MediaError(f"{_name(path)} is not a regular file (a named pipe, socket or device): name a saved clip or photo")
     if not os.access(path, os.R_OK):
-        raise MediaError(f"{path} cannot be read: permission denied")
+        raise MediaError(f"{_name(path)} cannot be read: permission denied")
     return path
 
 
@@ -102,9 +109,9 @@ def _open(source: Source):
         path = check_path(source)
         size = path.stat().st_size
         if size == 0:
-            raise MediaError(f"{path.name} is empty (0 bytes)")
+            raise MediaError(f"{printable(path.name)} is empty (0 bytes)")
         if size > MAX_BYTES:
-            raise MediaError(f"{path.name} is too large ({size / 2**20:.0f} MB > {MAX_BYTES // 2**20} MB)")
+            raise MediaError(f"{printable(path.name)} is too large ({size / 2**20:.0f} MB > {MAX_BYTES // 2**20} MB)")
         handle = str(path)
     try:
         return av.open(handle, mode="r", metadata_errors="ignore")
@@ -927,7 +934,7 @@ def load_image(source: Source) -> np.ndarray:
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise MediaError(f"{path} cannot be read ({err.strerror or type(err).__name__})") from err
+            raise MediaError(f"{_name(path)} cannot be read ({err.strerror or type(err).__name__})") from err
     if not data:
         raise MediaError(f"{_name(source)}: the file is empty (0 bytes)")
     if len(data) > MAX_BYTES:

@@ -98,7 +98,7 @@ class VideoSample:
 
 
 def _source_name(src: media.Source) -> str:
-    return "uploaded video" if isinstance(src, (bytes, bytearray, memoryview)) else Path(str(src)).name
+    return "uploaded video" if isinstance(src, (bytes, bytearray, memoryview)) else media.printable(Path(str(src)).name)
 
 
 def failed_sample(status: str, crop_size: int, detail: str = "", n_decoded: int = 0) -> VideoSample:

@@ -745,7 +745,10 @@ def describe(analysis: Analysis) -> str:
     """A few plain lines for people: each branch's answer or why it abstained, the
     fused answer and where it came from, the timeline of a long clip, timings."""
     cut = analysis.analysed < analysis.duration - 1e-6
-    lines = [f"{Path(analysis.source).name if analysis.source != 'uploaded bytes' else analysis.source}: "
+    from pipeline.core.media import printable
+
+    shown = analysis.source if analysis.source == "uploaded bytes" else printable(Path(analysis.source).name)
+    lines = [f"{shown}: "
              f"{analysis.duration:.1f} s" + (f", of which the first {analysis.analysed:.1f} s were analysed" if cut else ""),
              _line("audio", analysis.audio),
              _line("video", analysis.video),
