@@ -658,6 +658,21 @@ def test_a_picture_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
         media.load_image(png.tobytes())
 
 
+def test_a_png_cut_short_is_refused_in_one_line(tmp_path, capfd):
+    """A PNG cut short (or with a chunk failing its CRC) is refused by Pillow's check
+    before OpenCV's libpng sees it, which would print its own line to stderr."""
+    import cv2
+
+    ok, png = cv2.imencode(".png", face_image(1, 96))
+    data = png.tobytes()
+    mid = len(data) // 2  # inside the image data (IDAT)
+    assert media.load_image(data).shape == (96, 96, 3)
+    for broken in (data[: len(data) // 2], data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:]):
+        with pytest.raises(media.MediaError, match="incomplete or damaged"):
+            media.load_image(broken)
+    assert "libpng" not in capfd.readouterr().err
+
+
 def test_pictures_that_end_before_the_sound_are_said(tiny_bundle, tmp_path, capsys):
     """A clip whose pictures stop after 1 s while its sound goes on for 4 s: the answer
     says the face was seen only in that first second (a clip with both to the end says

@@ -898,8 +898,9 @@ def is_image(source: Source, name: str | None = None) -> bool:
 
 def _check_pixels(data: bytes, label: str) -> None:
     """:class:`MediaError` when the image's header states more than :data:`MAX_PIXELS`
-    pixels (read by Pillow from the header alone, nothing decoded); a header Pillow
-    cannot read is left to OpenCV's decoder."""
+    pixels (read by Pillow from the header alone, nothing decoded), or when a PNG's
+    chunks are cut short or fail their CRC (Pillow's ``verify``); a header Pillow cannot
+    read is left to OpenCV's decoder."""
     import warnings
 
     from PIL import Image
@@ -909,6 +910,7 @@ def _check_pixels(data: bytes, label: str) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as picture:
                 width, height = picture.size
+                kind = picture.format
     except Image.DecompressionBombError as err:  # beyond Pillow's own hard limit (~179 megapixels)
         raise MediaError(f"{label}: the picture is too large (over {MAX_PIXELS / 1e6:g} megapixels): "
                          "make it smaller and try again") from err
@@ -917,6 +919,13 @@ def _check_pixels(data: bytes, label: str) -> None:
     if width * height > MAX_PIXELS:
         raise MediaError(f"{label}: the picture is too large ({width} x {height} pixels, over "
                          f"{MAX_PIXELS / 1e6:g} megapixels): make it smaller and try again")
+    if kind == "PNG":  # every chunk present and intact (libpng would print to stderr, then fail)
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                picture.verify()
+        except Exception as err:
+            raise MediaError(f"{label}: the picture is incomplete or damaged (a PNG cut short?): "
+                             "save or copy it again") from err
 
 
 def load_image(source: Source) -> np.ndarray:
