@@ -68,7 +68,7 @@ def sidebar() -> state.Settings:
                      "by AVE_CORPORA.")
         st.caption(f"Answering: **{paths.bundle_label(bundle)}**. The demo models are trained "
                    "on a **synthetic** corpus of drawn faces and synthesised voices; the real models on "
-                   "acted RAVDESS speech and FER2013 faces: a teaching tool, not a judge of real people.")
+                   "acted RAVDESS and TESS speech and FER2013 faces: a teaching tool, not a judge of real people.")
     chosen = state.Settings(runs=runs, bundle=bundle, corpus_root=root, corpus_kind=kind)
     state.set_settings(chosen)
     return chosen

@@ -151,7 +151,7 @@ def render(analysis: Any, bundle_dir: str, key: str = "why") -> Any:
         return None
     from pipeline.serve.bundle import BundleError
 
-    st.subheader("5. Why this answer")
+    st.subheader(f"{4 if len(analysis.timeline) < 2 else 5}. Why this answer")  # 4 is "Over time"
     try:
         ex = explanation_of(analysis, bundle_dir)
     except BundleError as err:

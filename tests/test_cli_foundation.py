@@ -96,7 +96,9 @@ def test_index_folder_without_clips_exits_2(tmp_path, capsys):
     (tmp_path / "junk.txt").write_text("x")
     rc = cli.main(["index", "--corpus", "savee", "--root", str(tmp_path), "--out", str(tmp_path / "m.csv")])
     assert rc == 2
-    assert "no clips found" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines()[-1].startswith("error: no clips found")
+    assert "skipped 1 files" in captured.err and not (tmp_path / "m.csv").exists()  # no empty manifest
 
 
 def test_index_real_ravdess_speech(shared_data, tmp_path):

@@ -244,8 +244,9 @@ def cross_corpus_section(runs: Path) -> None:
         return
     if not records:
         st.info("No cross-corpus evaluation yet. `python -m pipeline evaluate --bundle bundles/real "
-                "--corpus tess --root PATH` scores a saved bundle on a corpus it never saw; the run "
-                "appears here.", icon=":material/travel_explore:")
+                "--corpus emodb --root PATH` scores a saved bundle on a corpus it never saw (EmoDB, "
+                "CREMA-D or SAVEE for the real bundle, whose voice learned from RAVDESS and TESS); "
+                "the run appears here.", icon=":material/travel_explore:")
         return
     st.caption("Each row is a saved bundle scored on a whole corpus with `python -m pipeline evaluate`: "
                "when the corpus is not the bundle's training data, these are people, microphones and "

@@ -39,11 +39,17 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from pipeline.core.corpora.report import describe
 
     frame, summary = scan(args.corpus, args.root)
+    report = describe(frame, summary, corpus=args.corpus, root=args.root)
+    if not len(frame):  # what was seen and skipped, then the reason; no empty manifest
+        *seen, reason = report.splitlines()
+        print("\n".join(seen), file=sys.stderr)
+        print(f"error: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else paths.runs_dir() / "manifests" / f"{args.corpus}-{Path(args.root).resolve().name}.csv"
     manifest_io.save(frame, out)
-    print(describe(frame, summary, corpus=args.corpus, root=args.root))
+    print(report)
     print(f"manifest written to {out}")
-    return 0 if len(frame) else EXIT_BAD_INPUT
+    return 0
 
 
 # --------------------------------------------------------------------------- fetch

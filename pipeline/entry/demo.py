@@ -130,6 +130,17 @@ def run_demo(data: str | Path | None = None, runs: str | Path | None = None, n_a
     from pipeline.research.store import format_summary, summarise
 
     lines += ["", f"{fusion_name} (synthetic corpus, not real people):", format_summary(summarise(exp_dir)), "",
-              f"done in {timings['total']:.0f} s; try: python -m pipeline predict "
+              f"done in {timings['total']:.0f} s; try: {_python()} -m pipeline predict "
               f"{next(iter(sorted(data.glob('Actor_*/01-*.mp4'))), 'CLIP')}"]
     return "\n".join(lines)
+
+
+def _python() -> str:
+    """How to call this interpreter from here (``.venv/bin/python`` under ``make demo``)."""
+    import os
+    import sys
+
+    try:
+        return min(os.path.relpath(sys.executable), sys.executable, key=len)
+    except ValueError:  # another drive (Windows)
+        return sys.executable

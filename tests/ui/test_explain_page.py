@@ -112,4 +112,6 @@ def test_without_loadable_models_the_page_says_so(app_env, monkeypatch, bundle_m
     at.file_uploader(key="upload").set_value(("clip.wav", b"RIFF....WAVE", "audio/wav")).run()
     assert not at.exception, at.exception
     assert any("Why this answer" in h.value for h in at.subheader)
+    numbers = [int(h.value.split(".")[0]) for h in at.subheader if h.value[:1].isdigit()]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers  # no "Over time" for one window: 1-4
     assert any("No explanation" in i.value for i in at.info)
