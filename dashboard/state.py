@@ -142,6 +142,11 @@ def worker() -> Any:
     return Worker()
 
 
+def worker_busy() -> bool:
+    """True while the worker is on another file (a new one waits for it: one at a time)."""
+    return bool(worker().busy)
+
+
 def _request(source: bytes | str, bundle_dir: str, stamp: float, detector: str, landmarks: str = "",
              calibration: Any = None) -> Any:
     from pipeline.serve.isolation import AnalysisRequest

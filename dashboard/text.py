@@ -41,3 +41,15 @@ def plain(value: object) -> str:
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(value))
     text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + JOINER, " ".join(text.split()))
     return text.translate(_ESCAPE)
+
+
+def refusal(err: object, name: str) -> str:
+    """Why the visitor's file ``name`` was refused, in a sentence that names it: the
+    pipeline calls a file it got as bytes :data:`pipeline.core.media.UPLOADED`; that
+    placeholder becomes the file's name. Not escaped: pass it through :func:`plain`."""
+    from pipeline.core.media import UPLOADED
+
+    said = str(err)
+    if said.startswith(UPLOADED):
+        return name + said[len(UPLOADED):]
+    return said if said.startswith(name) else f"{name}: {said}"

@@ -577,6 +577,32 @@ def test_non_finite_samples_are_a_one_line_error_naming_the_file(tiny_bundle, tm
     assert "broken.wav" in err and "101 NaN or infinite sample values" in err
 
 
+def test_samples_far_beyond_full_scale_answer_as_the_voice(tiny_bundle, tmp_path, capsys):
+    """A float WAV of speech x 1e30 (finite, far past full scale) answers as the same
+    speech does, with a note, instead of from MFCCs of inf and NaN."""
+    import soundfile as sf
+
+    y = speech(2.0).astype(np.float32)
+    y /= np.abs(y).max()  # at full scale: what the loud file is read as (a level-dependent test model)
+    plain, loud = tmp_path / "plain.wav", tmp_path / "loud.wav"
+    sf.write(plain, y, SR, subtype="FLOAT")
+    sf.write(loud, y * np.float32(1e30), SR, subtype="FLOAT")
+    a, b = inference.analyze(plain, tiny_bundle), inference.analyze(loud, tiny_bundle)
+    assert b.audio.ok and np.isfinite(b.mfcc).all()
+    assert np.allclose(list(a.audio.probabilities.values()), list(b.audio.probabilities.values()), atol=1e-3)
+    assert any("far beyond full scale" in n for n in b.notes) and not any("beyond" in n for n in a.notes)
+
+
+def test_an_unreadable_picture_is_refused_not_answered(tiny_bundle):
+    """A picture that cannot be decoded is bad input (a one-line error), as an unreadable
+    clip is, not an answer with the status "not a readable video file"."""
+    import cv2
+
+    ok, jpg = cv2.imencode(".jpg", face_image(3, 160))
+    with pytest.raises(media.MediaError, match="not a readable image"):
+        inference.analyze(jpg.tobytes()[:300], tiny_bundle)
+
+
 def test_a_photo_renamed_mp4_is_a_photo():
     import cv2
 
@@ -675,11 +701,12 @@ def test_a_png_cut_short_is_refused_in_one_line(tmp_path, capfd):
 
 def test_pictures_that_end_before_the_sound_are_said(tiny_bundle, tmp_path, capsys):
     """A clip whose pictures stop after 1 s while its sound goes on for 4 s: the answer
-    says the face was seen only in that first second (a clip with both to the end says
+    says only that first second can show a face (a clip with both to the end says
     nothing of the kind)."""
     short = write_media(tmp_path / "short.mp4", tone(PITCHES[2], 4.0), frames_for(lambda t: COLOURS[2], 1.0))
     result = inference.analyze(short, tiny_bundle, landmarks_path=str(landmarks_csv(tmp_path / "s.csv", 1.0)))
-    assert any(n.startswith("the pictures end at 1.0 s, the sound at 4.") for n in result.notes), result.notes
+    assert any(n.startswith("the pictures end at 1.0 s, the sound at 4.") and n.endswith("only the first 1.0 s "
+               "can show a face") for n in result.notes), result.notes
     whole = write_media(tmp_path / "whole.mp4", tone(PITCHES[2], 4.0), frames_for(lambda t: COLOURS[2], 4.0))
     result = inference.analyze(whole, tiny_bundle, landmarks_path=str(landmarks_csv(tmp_path / "w.csv", 4.0)))
     assert not any("pictures end" in n for n in result.notes), result.notes

@@ -66,6 +66,17 @@ def test_an_overrun_is_stopped_and_said(worker) -> None:
     assert worker.call(operator.add, 1, 2) == 3
 
 
+def test_busy_while_a_job_runs(worker) -> None:
+    """The dashboard says "waiting" when a new file would queue behind a running job."""
+    assert not worker.busy
+    job = threading.Thread(target=worker.call, args=(time.sleep, 1.5))
+    job.start()
+    time.sleep(0.5)
+    assert worker.busy
+    job.join(60)
+    assert not worker.busy
+
+
 def test_an_unpicklable_answer_is_an_error_not_a_hang(worker) -> None:
     with pytest.raises(RuntimeError, match="cannot be sent back"):
         worker.call(threading.Lock)

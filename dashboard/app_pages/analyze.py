@@ -20,7 +20,6 @@ from dashboard import calibration, charts, explain_charts, explain_view, folders
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
-IMAGE_TYPES = media_types.IMAGE_EXTENSIONS
 VIDEO_TYPES = media_types.VIDEO_EXTENSIONS
 SOURCES = ("Upload a file", "Record audio", "Record camera + microphone", "Corpus sample")
 
@@ -148,21 +147,30 @@ def corpus_source() -> Clip | None:
 
 
 # --------------------------------------------------------------------------- rendering
-def player(clip: Clip, start: int = 0, moving: bool = True) -> None:
-    """The clip itself, playable (video in a narrow column so it stays small). A file
-    whose only picture is a still (cover art, one frame: ``moving=False``) plays as
-    sound only."""
+def player(clip: Clip, analysis: Any, start: int = 0) -> None:
+    """The clip itself, playable (video in a narrow column so it stays small). A still
+    image is shown as the analysis decoded it (its frame, in the worker process): the
+    server never decodes an uploaded picture itself. A file whose only picture is a still
+    (cover art, one frame) plays as sound only."""
     if isinstance(clip.media, str) and not Path(clip.media).is_file():
         return
-    suffix = Path(clip.name).suffix.lower()
-    if suffix in IMAGE_TYPES:
-        column, _ = st.columns([1, 2])
-        column.image(clip.media, caption="a still image: one frame, no sound")
-    elif suffix in VIDEO_TYPES and moving:
+    if is_still_image(analysis):
+        if analysis.frames is not None and len(analysis.frames):
+            column, _ = st.columns([1, 2])
+            column.image(analysis.frames[0], caption="a still image: one frame, no sound")
+    elif Path(clip.name).suffix.lower() in VIDEO_TYPES and has_moving_video(analysis):
         column, _ = st.columns([1, 2])
         column.video(clip.media, start_time=start)
     else:
         st.audio(clip.media, start_time=start)
+
+
+def is_still_image(analysis: Any) -> bool:
+    """True for the analysis of a photo (a one-frame clip without sound, whatever the
+    file is called)."""
+    from pipeline.serve.analysis import STILL_IMAGE
+
+    return float(analysis.duration) == 0.0 and analysis.audio.detail == STILL_IMAGE
 
 
 def render_audio(analysis: Any) -> None:
@@ -324,7 +332,7 @@ def render_timeline(analysis: Any, clip: Clip) -> None:
         st.markdown(f"At {window.start:.1f}-{window.end:.1f} s: no answer. "
                     + plain_status("audio", window.audio.status) + " "
                     + plain_status("video", window.video.status))
-    player(clip, start=int(moment), moving=has_moving_video(analysis))
+    player(clip, analysis, start=int(moment))
 
 
 def render_provenance(analysis: Any) -> None:
@@ -361,7 +369,7 @@ def render(analysis: Any, clip: Clip) -> None:
     """Every step of one analysis, top to bottom."""
     render_notes(analysis)
     if not analysis.timeline:
-        player(clip, moving=has_moving_video(analysis))
+        player(clip, analysis)
     render_audio(analysis)
     render_video(analysis)
     render_predictions(analysis)
@@ -389,8 +397,11 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     from pipeline.core.media import MediaError
 
     name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
-    with st.status(f"Analysing {name}: decoding, listening, finding the face, predicting...",
-                   expanded=False) as status:
+    label = f"Analysing {name}: decoding, listening, finding the face, predicting..."
+    if state.worker_busy():  # one file at a time, for every visitor of this server
+        label = (f"Waiting for the file before this one to finish (one file at a time), then analysing "
+                 f"{name}...")
+    with st.status(label, expanded=False) as status:
         try:
             if isinstance(clip.media, bytes):
                 analysis = state.analyze(clip.media, bundle_dir, detector, **calibration.kwargs())
@@ -398,23 +409,24 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
                 analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector,
                                               **calibration.kwargs())
         except MediaError as err:
-            status.update(label="This file cannot be analysed", state="error")
-            st.error(f"{name}: {text.plain(folders.scrub(err))}. Try another file: {media_types.accepted_text()}.")
+            status.update(label="This file cannot be analysed", state="error", expanded=True)
+            st.error(f"{text.plain(folders.scrub(text.refusal(err, clip.name)))}. "
+                     f"Try another file: {media_types.accepted_text()}.")
             return None
         except BundleError as err:
-            status.update(label="The models cannot be loaded", state="error")
+            status.update(label="The models cannot be loaded", state="error", expanded=True)
             st.error(text.plain(folders.scrub(err)))
             return None
         except WorkerCrashed as err:
-            status.update(label="This file stopped the analysis", state="error")
+            status.update(label="This file stopped the analysis", state="error", expanded=True)
             st.error(crash_words(name, err))
             return None
         except folders.FolderRefused as err:
-            status.update(label="This file cannot be analysed", state="error")
+            status.update(label="This file cannot be analysed", state="error", expanded=True)
             st.error(text.plain(err))
             return None
         except ValueError as err:
-            status.update(label="This clip cannot be analysed", state="error")
+            status.update(label="This clip cannot be analysed", state="error", expanded=True)
             st.error(f"{name}: {text.plain(str(err).splitlines()[0]) if str(err) else 'bad input'}")
             return None
         total = analysis.timings.get("total", sum(analysis.timings.values()))

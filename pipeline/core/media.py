@@ -18,6 +18,7 @@ and keeps only the frames it asks for (bounded memory, whatever the clip's lengt
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol, Union
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -68,8 +71,12 @@ def printable(text: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
+#: How messages name a file given as bytes (callers that know its name put it in place).
+UPLOADED = "uploaded bytes"
+
+
 def _name(source: Source) -> str:
-    return "uploaded bytes" if isinstance(source, (bytes, bytearray, memoryview)) else printable(str(source))
+    return UPLOADED if isinstance(source, (bytes, bytearray, memoryview)) else printable(str(source))
 
 
 def check_path(path: str | os.PathLike[str]) -> Path:
@@ -119,7 +126,8 @@ def _open(source: Source):
         cut = cut_short_reason(source)
         if cut:
             raise MediaError(f"{_name(source)}: the file is incomplete (cut short): {cut}") from err
-        raise MediaError(f"{_name(source)} is not a readable audio or video file ({type(err).__name__})") from err
+        log.debug("PyAV cannot open %s: %r", _name(source), err)
+        raise MediaError(f"{_name(source)} is not a readable audio or video file") from err
 
 
 #: Top-level box types of an ISO base media file (MP4, M4A, MOV, 3GP; ISO/IEC 14496-12
@@ -345,6 +353,11 @@ ENERGY_BLOCKS: int = 120
 #: hot has 8% of its samples there.
 CLIPPED_LEVEL: float = 0.98
 CLIPPED_FRACTION: float = 0.002
+#: Largest sample magnitude read as it is. Float files can hold any finite value; past
+#: this (80 dB above full scale) the sound is scaled to a peak of 1, a plain gain that no
+#: feature sees (the speech level is normalised), before squares and spectra could
+#: overflow float32 (a float WAV of speech x 1e30 gave MFCCs of inf and NaN).
+MAX_PEAK: float = 1e4
 
 
 def clipped_fraction(channels: np.ndarray) -> float:
@@ -575,6 +588,11 @@ def _read_audio(container, name: str, sample_rate: int, max_seconds: float | Non
         bad = int(np.count_nonzero(~np.isfinite(channels)))
         raise MediaError(f"{name}: the sound holds {bad} NaN or infinite sample values (a damaged or "
                          "wrongly written file)")
+    peak = float(np.abs(channels).max())
+    if peak > MAX_PEAK:
+        channels = channels / np.float32(peak)
+        if notes is not None:
+            notes.append(f"the sound's samples go far beyond full scale (peak {peak:.2g}): read scaled to full scale")
     clipped = clipped_fraction(channels)
     if clipped > CLIPPED_FRACTION and notes is not None:
         notes.append(f"the sound is clipped ({100 * clipped:.1f}% of its samples at full scale): a distorted "
@@ -840,7 +858,7 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
     elif media.n_frames > 1 and heard:  # (a cut-short file's sound has its own note)
         if heard - seen > TRUNCATED_SLACK_S and not (max_seconds and seen >= max_seconds - TRUNCATED_SLACK_S):
             media.notes.append(f"the pictures end at {seen:.1f} s, the sound at {heard:.1f} s: "
-                               f"the face was seen only in the first {seen:.1f} s")
+                               f"only the first {seen:.1f} s can show a face")
     media.seconds["video"] = time.perf_counter() - start - spent
     media.seconds["sink"] = spent
 

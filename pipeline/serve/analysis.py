@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 OK = "ok"
+#: The audio branch's ``detail`` when the input was a photo (a one-frame clip, no sound).
+STILL_IMAGE = "a still image"
 
 #: An answer is stated plainly only when its probability, less the model's held-out
 #: expected calibration error (ECE), is at least this; below it the product says "not

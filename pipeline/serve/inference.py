@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from pipeline.serve.analysis import OK, Analysis, BranchResult, TimelineWindow
+from pipeline.serve.analysis import OK, STILL_IMAGE, Analysis, BranchResult, TimelineWindow
 from pipeline.core import settings
 from pipeline.core.preprocessing import Preprocessing
 
@@ -491,7 +491,7 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
     """A still image as a one-frame clip: the face branch answers, audio abstains."""
     from pipeline.core import video as video_mod
 
-    audio_res = BranchResult(NO_AUDIO, {}, "a still image")
+    audio_res = BranchResult(NO_AUDIO, {}, STILL_IMAGE)
     branch, sample = bundle.video, None
     if branch is None:
         video_res = BranchResult(NO_MODEL)
@@ -506,8 +506,12 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
             with _timer(timings, "predict_video"):
                 proba = predict_crops(branch, [sample.crops])[0]
             video_res = BranchResult(OK, _probabilities(branch.params.classes, proba),
-                                     f"a still image: {sample.detail}" if sample.detail else "a still image",
+                                     f"{STILL_IMAGE}: {sample.detail}" if sample.detail else STILL_IMAGE,
                                      notes=list(sample.face_notes))
+        elif sample.status == video_mod.NOT_READABLE:  # bad input, as for a clip: said, not answered
+            from pipeline.core.media import MediaError
+
+            raise MediaError(sample.detail)
         else:
             video_res = BranchResult(sample.status, {}, sample.detail)
     with _timer(timings, "fuse"):

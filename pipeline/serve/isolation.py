@@ -137,6 +137,11 @@ class Worker:
         self.starts = 0
 
     @property
+    def busy(self) -> bool:
+        """True while a job runs (a :meth:`call` now would wait for it first)."""
+        return self._lock.locked()
+
+    @property
     def pid(self) -> int | None:
         """The child's process id (None when none is running)."""
         return self._process.pid if self._process is not None and self._process.is_alive() else None

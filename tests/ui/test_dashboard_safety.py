@@ -143,6 +143,8 @@ def test_analyses_are_kept_per_session(app_env, monkeypatch, bundle_meta: Path, 
     job = functools.partial(crash_or_answer, analysis_factory())
 
     class Counting:
+        busy = False
+
         def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
             calls.append(args[0].source)
             return job(*args)
@@ -376,3 +378,68 @@ def test_pages_write_explicitly_and_magic_is_off() -> None:
                         continue  # a docstring
                     bare.append(f"{path.name}:{stmt.lineno}")
     assert not bare, f"bare expressions that magic would have written: {bare}"
+
+
+# --------------------------------------------------------------------------- refusals and photos
+def test_a_refusal_names_the_file_and_is_shown_open(app_env, monkeypatch, bundle_meta: Path) -> None:
+    """The pipeline calls bytes "uploaded bytes"; the page says the visitor's file name
+    instead, and the reason is shown without opening the status box."""
+    from dashboard import state
+    from pipeline.core.media import UPLOADED
+
+    def refuse(data: bytes, bundle_dir: str, detector: str = "bundle", **kw: Any) -> Any:
+        raise MediaError(f"{UPLOADED} is not a readable audio or video file")
+
+    monkeypatch.setattr(state, "analyze", refuse)
+    at = _upload(app_env, bundle_meta, "holiday.mp4")
+    assert not at.exception, at.exception
+    assert at.status[0].state == "error" and at.status[0].proto.expanded
+    assert at.error[0].value.startswith("holiday\\.mp4 is not a readable audio or video file"), at.error[0].value
+    assert UPLOADED not in at.error[0].value
+
+
+def test_a_photo_is_shown_from_the_analysis_not_decoded_here(app_env, monkeypatch, bundle_meta: Path,
+                                                             analysis_factory) -> None:
+    """An uploaded photo is displayed from the frame the worker decoded: the server never
+    decodes the visitor's bytes (a WAV named .png, a 16-bit PNG or a picture over the
+    pixel limit used to end the page in a traceback), and a sound file named .png plays
+    as sound."""
+    import dataclasses
+
+    from dashboard import state
+    from pipeline.serve.analysis import STILL_IMAGE, BranchResult
+
+    full = analysis_factory()
+    still = dataclasses.replace(full, duration=0.0, audio=BranchResult("no audio track", {}, STILL_IMAGE),
+                                waveform=None, mfcc=None, mfcc_times=None, frames=full.frames[:1],
+                                frame_times=full.frame_times[:1], boxes=full.boxes[:1], crops=full.crops[:1],
+                                frames_with_face=1)
+    monkeypatch.setattr(state, "analyze", lambda data, bundle_dir, detector="bundle", **kw: still)
+    at = _upload(app_env, bundle_meta, "photo.png")  # its bytes are not a picture at all
+    assert not at.exception, at.exception
+    shown = [e for e in at.main if type(e).__name__ == "Image" and "a still image" in str(e.proto)]
+    assert shown, "the photo is not shown"
+    monkeypatch.setattr(state, "analyze", lambda data, bundle_dir, detector="bundle", **kw: analysis_factory())
+    at = _upload(app_env, bundle_meta, "speech.png")  # a sound analysed as sound
+    assert not at.exception, at.exception
+    assert not [e for e in at.main if "a still image" in str(getattr(e, "proto", ""))]
+    assert len(at.get("audio")) == 1
+
+
+def test_a_file_that_must_wait_says_so(app_env, monkeypatch, bundle_meta: Path, analysis_factory) -> None:
+    """One file at a time: a visitor whose file queues behind another is told it waits."""
+    from dashboard import state
+
+    seen: list[str] = []
+    real_status = __import__("streamlit").status
+
+    def spy(label: str, **kw: Any) -> Any:
+        seen.append(label)
+        return real_status(label, **kw)
+
+    monkeypatch.setattr("streamlit.status", spy)
+    monkeypatch.setattr(state, "worker_busy", lambda: True)
+    monkeypatch.setattr(state, "analyze", lambda data, bundle_dir, detector="bundle", **kw: analysis_factory())
+    at = _upload(app_env, bundle_meta, "clip.wav")
+    assert not at.exception, at.exception
+    assert seen and seen[0].startswith("Waiting for the file before this one to finish"), seen
