@@ -261,7 +261,7 @@ def bundle_name(info: dict[str, Any]) -> str:
 def caveat(info: dict[str, Any]) -> str:
     """The one-line limit that goes with every answer of this bundle."""
     if info.get("name") == "real":
-        return ("They learned from actors (RAVDESS) and posed web photos (FER2013): expect "
+        return ("They learned from actors (RAVDESS, TESS) and posed web photos (FER2013): expect "
                 "everyday, subtle emotions to be read less reliably.")
     return "Remember: the demo models learned from synthetic, acted data, not real people."
 
