@@ -321,8 +321,11 @@ def render_timeline(analysis: Any, clip: Clip) -> None:
                    f"{duration:.0f} s file were analysed (the length limit).", icon=":material/content_cut:")
     end = float(analysis.timeline[-1].end)
     moment = st.slider("Moment (s)", 0.0, end, 0.0, step=0.5, key="timeline_moment")
-    st.plotly_chart(charts.timeline(analysis.timeline, cursor=moment), width="stretch",
-                    key="timeline")
+    if any(w.fused.ok for w in analysis.timeline):
+        st.plotly_chart(charts.timeline(analysis.timeline, cursor=moment), width="stretch",
+                        key="timeline")
+    else:  # an empty chart would only look broken
+        st.info("No window of this clip was answered, so there is nothing to draw over time.")
     inside = [w for w in analysis.timeline if w.start <= moment < w.end]
     window = inside[-1] if inside else analysis.timeline[-1]
     if window.fused.winner:

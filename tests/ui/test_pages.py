@@ -213,6 +213,21 @@ def test_analyze_long_clip_has_a_timeline(app_env, monkeypatch, tmp_path: Path, 
     assert at.get("video")[0].proto.start_time == 6
 
 
+def test_a_timeline_without_any_answer_draws_no_empty_chart(app_env, monkeypatch, tmp_path: Path,
+                                                            bundle_meta: Path, analysis_factory) -> None:
+    import dataclasses
+
+    from pipeline.serve.analysis import BranchResult
+
+    long = analysis_factory(long=True)
+    silent = BranchResult("no speech", {})
+    long.timeline = [dataclasses.replace(w, audio=silent, video=silent, fused=silent) for w in long.timeline]
+    at = _corpus_analyze(app_env, monkeypatch, tmp_path, bundle_meta, long)
+    assert not at.exception, at.exception
+    assert "Emotion over time (fused)" not in _charts(at)
+    assert "No window of this clip was answered" in _text(at)
+
+
 def test_analyze_bad_file_is_a_plain_error(app_env, monkeypatch, tmp_path: Path, bundle_meta: Path) -> None:
     from pipeline.core.media import MediaError
 
