@@ -43,7 +43,7 @@ def panel(bundle_dir: str, where: str) -> None:
     Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
     from dashboard import state, text
     from pipeline.core.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
-    from pipeline.serve.isolation import WorkerCrashed
+    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
     from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS
 
     try:
@@ -75,7 +75,7 @@ def panel(bundle_dir: str, where: str) -> None:
             try:
                 # decoded in the worker process, like every file a visitor brings
                 st.session_state[KEY] = state.voice_stats(source.getvalue(), bundle_dir)
-            except (MediaError, ValueError, WorkerCrashed) as err:
+            except (MediaError, ValueError, WorkerCrashed, WorkerBusy) as err:
                 st.error(f"Could not calibrate: {text.plain(text.refusal(err, getattr(source, 'name', '') or 'the recording'))}")
             else:
                 st.rerun()

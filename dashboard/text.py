@@ -53,3 +53,10 @@ def refusal(err: object, name: str) -> str:
     if said.startswith(UPLOADED):
         return name + said[len(UPLOADED):]
     return said if said.startswith(name) else f"{name}: {said}"
+
+
+def busy_words(name: str) -> str:
+    """What a visitor reads when their file (``name``, already escaped) waited out the
+    time limit behind other files (:class:`pipeline.serve.isolation.WorkerBusy`)."""
+    return (f"The server is busy analysing other files (one at a time), so {name} was not started: "
+            "nothing is wrong with it. Try again in a minute.")

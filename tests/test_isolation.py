@@ -77,6 +77,21 @@ def test_busy_while_a_job_runs(worker) -> None:
     assert not worker.busy
 
 
+def test_a_wait_behind_other_jobs_is_bounded(worker) -> None:
+    """A call queued behind a long job waits at most its own limit, then says the worker
+    is busy (its input is not blamed); the long job is unaffected."""
+    worker.call(operator.add, 0, 0)  # the child is up
+    long_job = threading.Thread(target=worker.call, args=(time.sleep, 3.0))
+    long_job.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    with pytest.raises(isolation.WorkerBusy, match="busy with other files for 1 s"):
+        worker.call(operator.add, 1, 2, timeout_s=1.0)
+    assert time.monotonic() - started < 2.5
+    long_job.join(60)
+    assert worker.call(operator.add, 1, 2) == 3
+
+
 def test_an_unpicklable_answer_is_an_error_not_a_hang(worker) -> None:
     with pytest.raises(RuntimeError, match="cannot be sent back"):
         worker.call(threading.Lock)

@@ -396,7 +396,7 @@ def crash_words(name: str, err: Any) -> str:
 def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     """The one call into the pipeline, with a progress indicator and plain errors."""
     from pipeline.serve.bundle import BundleError
-    from pipeline.serve.isolation import WorkerCrashed
+    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
     from pipeline.core.media import MediaError
 
     name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
@@ -423,6 +423,10 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
         except WorkerCrashed as err:
             status.update(label="This file stopped the analysis", state="error", expanded=True)
             st.error(crash_words(name, err))
+            return None
+        except WorkerBusy:
+            status.update(label="The server is busy", state="error", expanded=True)
+            st.error(text.busy_words(name))
             return None
         except folders.FolderRefused as err:
             status.update(label="This file cannot be analysed", state="error", expanded=True)

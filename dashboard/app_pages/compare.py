@@ -75,7 +75,7 @@ def main() -> None:
         b = pick("B")
     from pipeline.core.media import MediaError
     from pipeline.serve.bundle import BundleError
-    from pipeline.serve.isolation import WorkerCrashed
+    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
 
     for col, side, chosen in ((left, "A", a), (right, "B", b)):
         if chosen is None:
@@ -85,8 +85,14 @@ def main() -> None:
             try:
                 with st.spinner(f"Analysing {text.plain(name)}..."):
                     analysis = state.analyze(data, str(settings.bundle))
-            except (MediaError, BundleError, ValueError) as err:
+            except MediaError as err:
+                st.error(text.plain(text.refusal(err, name)))
+                continue
+            except (BundleError, ValueError) as err:
                 st.error(f"{text.plain(name)}: {text.plain(str(err).splitlines()[0] if str(err) else 'bad input')}")
+                continue
+            except WorkerBusy:
+                st.error(text.busy_words(text.plain(name)))
                 continue
             except WorkerCrashed as err:  # the file ended the worker process, not the app
                 how = f" ({err.signal_name})" if err.signal_name else ""

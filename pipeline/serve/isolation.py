@@ -63,6 +63,11 @@ class WorkerCrashed(RuntimeError):
         self.timed_out = timed_out
 
 
+class WorkerBusy(RuntimeError):
+    """The worker stayed on other jobs for longer than this job's time limit, so this one
+    was not started (nothing is wrong with its input: try again later)."""
+
+
 def describe_exit(exit_code: int | None) -> tuple[str, str]:
     """``(how, signal name)`` of a child's exit code: a negative code is the signal that
     ended it (``multiprocessing.Process.exitcode``)."""
@@ -166,35 +171,45 @@ class Worker:
 
         Raises :class:`WorkerCrashed` when the child dies during the job or overruns
         ``timeout_s`` (default :attr:`timeout_s`); the child is then replaced for the
-        next call. ``fn`` must be importable by name, its arguments and result picklable.
+        next call. Jobs run one at a time: a call waits at most the same limit for the
+        jobs before it, else raises :class:`WorkerBusy`. ``fn`` must be importable by
+        name, its arguments and result picklable.
         """
         limit = self.timeout_s if timeout_s is None else float(timeout_s)
-        with self._lock:
-            if self._process is None or not self._process.is_alive():
-                self._discard()
-                self._start()
-            assert self._conn is not None and self._process is not None
-            conn, process = self._conn, self._process
-            try:
-                conn.send((fn, args, kwargs))
-            except (BrokenPipeError, ConnectionResetError, EOFError):
-                process.join(1.0)
+        if not self._lock.acquire(timeout=limit):
+            raise WorkerBusy(f"the analysis worker was busy with other files for {limit:g} s")
+        try:
+            return self._run(fn, args, kwargs, limit)
+        finally:
+            self._lock.release()
+
+    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], limit: float) -> Any:
+        """One job, with the lock held (:meth:`call`)."""
+        if self._process is None or not self._process.is_alive():
+            self._discard()
+            self._start()
+        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process
+        try:
+            conn.send((fn, args, kwargs))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            process.join(1.0)
+            return self._crashed(process.exitcode, timed_out=False)
+        deadline = time.monotonic() + limit
+        while not conn.poll(POLL_S):
+            if not process.is_alive():
+                if conn.poll(0):  # it answered just before it ended
+                    break
                 return self._crashed(process.exitcode, timed_out=False)
-            deadline = time.monotonic() + limit
-            while not conn.poll(POLL_S):
-                if not process.is_alive():
-                    if conn.poll(0):  # it answered just before it ended
-                        break
-                    return self._crashed(process.exitcode, timed_out=False)
-                if time.monotonic() > deadline:
-                    process.kill()
-                    process.join(5.0)
-                    return self._crashed(process.exitcode, timed_out=True, limit=limit)
-            try:
-                status, value = conn.recv()
-            except (EOFError, OSError):
+            if time.monotonic() > deadline:
+                process.kill()
                 process.join(5.0)
-                return self._crashed(process.exitcode, timed_out=False)
+                return self._crashed(process.exitcode, timed_out=True, limit=limit)
+        try:
+            status, value = conn.recv()
+        except (EOFError, OSError):
+            process.join(5.0)
+            return self._crashed(process.exitcode, timed_out=False)
         if status == "ok":
             return value
         raise value

@@ -443,3 +443,37 @@ def test_a_file_that_must_wait_says_so(app_env, monkeypatch, bundle_meta: Path, 
     at = _upload(app_env, bundle_meta, "clip.wav")
     assert not at.exception, at.exception
     assert seen and seen[0].startswith("Waiting for the file before this one to finish"), seen
+
+
+def test_a_file_that_waited_too_long_is_not_blamed(app_env, monkeypatch, bundle_meta: Path) -> None:
+    from dashboard import state
+    from pipeline.serve.isolation import WorkerBusy
+
+    def busy(data: bytes, bundle_dir: str, detector: str = "bundle", **kw: Any) -> Any:
+        raise WorkerBusy("the analysis worker was busy with other files for 300 s")
+
+    monkeypatch.setattr(state, "analyze", busy)
+    at = _upload(app_env, bundle_meta, "clip.wav")
+    assert not at.exception, at.exception
+    assert at.status[0].label == "The server is busy"
+    assert "nothing is wrong with it" in at.error[0].value and "clip\\.wav" in at.error[0].value
+
+
+def test_compare_refusals_name_the_file(app_env, monkeypatch, bundle_meta: Path) -> None:
+    from dashboard import state
+    from pipeline.core.media import UPLOADED
+    from pipeline.serve.isolation import WorkerBusy
+
+    def refuse(data: bytes, bundle_dir: str, detector: str = "bundle", **kw: Any) -> Any:
+        if data == b"not media":
+            raise MediaError(f"{UPLOADED} is not a readable audio or video file")
+        raise WorkerBusy("busy")
+
+    monkeypatch.setattr(state, "analyze", refuse)
+    at = app_env("compare", bundle=bundle_meta)
+    at.file_uploader(key="compare_A").set_value(("a.mp4", b"not media", "video/mp4")).run()
+    assert not at.exception, at.exception
+    assert at.error[0].value.startswith("a\\.mp4 is not a readable audio or video file"), at.error[0].value
+    at.file_uploader(key="compare_B").set_value(("b.wav", b"RIFF", "audio/wav")).run()
+    assert not at.exception, at.exception
+    assert any("nothing is wrong with it" in e.value for e in at.error)
