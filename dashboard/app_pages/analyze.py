@@ -34,6 +34,7 @@ STATUS_WORDS = {
     "no audio track": "This file has no sound, so the audio model stayed silent.",
     "no video track": "This is a sound-only file, so there is nothing for the video model to watch.",
     "no model in the bundle": "The model bundle has no model for this part.",
+    "no usable modality": "Neither the voice nor the face could be used, so there is nothing to combine.",
 }
 
 
@@ -304,9 +305,8 @@ def render_predictions(analysis: Any) -> None:
                    f"confidence, according to the **{bundle_name(analysis.bundle)}** models. "
                    + caveat(analysis.bundle))
     elif not (analysis.audio.ok or analysis.video.ok):
-        st.error("Neither the voice nor the face could be used, so there is no answer. "
-                 + plain_status("audio", analysis.audio.status) + " "
-                 + plain_status("video", analysis.video.status))
+        st.error("Neither the voice nor the face could be used, so there is no answer: each "
+                 "part above says why.")
 
 
 def render_timeline(analysis: Any, clip: Clip) -> None:

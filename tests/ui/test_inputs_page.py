@@ -35,6 +35,8 @@ def test_too_short_is_explained_not_answered(app_env, monkeypatch, tmp_path: Pat
     text = _text(at)
     assert "Too short to judge: 0.3 s of speech, at least 1.0 s needed" in text
     assert "Neither the voice nor the face could be used" in at.error[0].value
+    assert "nothing to combine" in text and "no usable modality" not in text  # plain words, said once each
+    assert text.count("Too short to judge") == 1
     assert not at.success and "Audio model" not in _charts(at)
 
 
