@@ -75,7 +75,9 @@ def panel(bundle_dir: str, where: str) -> None:
             try:
                 # decoded in the worker process, like every file a visitor brings
                 st.session_state[KEY] = state.voice_stats(source.getvalue(), bundle_dir)
-            except (MediaError, ValueError, WorkerCrashed, WorkerBusy) as err:
+            except (MediaError, ValueError, WorkerCrashed) as err:
                 st.error(f"Could not calibrate: {text.plain(text.refusal(err, getattr(source, 'name', '') or 'the recording'))}")
+            except WorkerBusy:
+                st.error(text.busy_words("your recording"))
             else:
                 st.rerun()

@@ -145,13 +145,14 @@ def render_window(ex: Any, analysis: Any, key: str, bundle_dir: str) -> None:
         st.info(f"The voice did not answer in this window ({w.audio.status}).")
 
 
-def render(analysis: Any, bundle_dir: str, key: str = "why") -> Any:
-    """The "why this answer" section under an analysis; returns the explanation."""
+def render(analysis: Any, bundle_dir: str, key: str = "why", number: int = 5) -> Any:
+    """The "why this answer" section under an analysis, headed as section ``number`` of
+    the page; returns the explanation."""
     if not (analysis.audio.ok or analysis.video.ok):
         return None
     from pipeline.serve.bundle import BundleError
 
-    st.subheader(f"{4 if len(analysis.timeline) < 2 else 5}. Why this answer")  # 4 is "Over time"
+    st.subheader(f"{number}. Why this answer")
     try:
         ex = explanation_of(analysis, bundle_dir)
     except BundleError as err:

@@ -126,6 +126,7 @@ def test_a_still_image_is_a_one_frame_clip(face_bundle: Path, tmp_path: Path):
         assert result.video.ok and len(result.video.probabilities) == 7
         assert result.fused.ok and result.fused.detail.startswith("video only")
         assert result.crops.shape == (1, 48, 48, 3) and result.frames_with_face == 1
+        assert result.still_image  # what the page shows the picture by, not the file's name
 
 
 def test_a_small_picture_without_a_face_abstains(face_bundle: Path, tmp_path: Path):

@@ -155,7 +155,7 @@ def player(clip: Clip, analysis: Any, start: int = 0) -> None:
     (cover art, one frame) plays as sound only."""
     if isinstance(clip.media, str) and not Path(clip.media).is_file():
         return
-    if is_still_image(analysis):
+    if analysis.still_image:
         if analysis.frames is not None and len(analysis.frames):
             column, _ = st.columns([1, 2])
             column.image(analysis.frames[0], caption="a still image: one frame, no sound")
@@ -164,14 +164,6 @@ def player(clip: Clip, analysis: Any, start: int = 0) -> None:
         column.video(clip.media, start_time=start)
     else:
         st.audio(clip.media, start_time=start)
-
-
-def is_still_image(analysis: Any) -> bool:
-    """True for the analysis of a photo (a one-frame clip without sound, whatever the
-    file is called)."""
-    from pipeline.serve.analysis import STILL_IMAGE
-
-    return float(analysis.duration) == 0.0 and analysis.audio.detail == STILL_IMAGE
 
 
 def render_audio(analysis: Any) -> None:
@@ -472,7 +464,8 @@ def main() -> None:
     analysis = run_analysis(clip, str(settings.bundle), detector)
     if analysis is not None:
         render(analysis, clip)
-        explain_view.render(analysis, str(settings.bundle))
+        # section 4, "Over time", is shown for a clip read in several windows only
+        explain_view.render(analysis, str(settings.bundle), number=5 if len(analysis.timeline) >= 2 else 4)
 
 
 main()

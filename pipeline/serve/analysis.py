@@ -141,7 +141,7 @@ class Analysis:
     timings: seconds per stage. bundle: id and metadata of the bundle that answered.
     analysed_seconds: how much of the file was analysed (``duration`` unless the clip
     was cut at the length cap; None = all of it). faces_seen: how many faces were in
-    view (one was followed). notes: plain sentences about what the system decided on
+    view (one was followed). still_image: the input was a photo. notes: plain sentences about what the system decided on
     the user's behalf (a cut, a cover picture ignored, a channel chosen, several faces).
     """
 
@@ -165,6 +165,8 @@ class Analysis:
     analysed_seconds: float | None = None
     faces_seen: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The input was a photo: a one-frame clip without sound (whatever the file is called).
+    still_image: bool = False
 
     @property
     def analysed(self) -> float:

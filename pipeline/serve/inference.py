@@ -525,7 +525,7 @@ def _analyze_image(src: Any, bundle: Any, detector: Any, timings: dict[str, floa
         frames_with_face=0 if sample is None else int(sample.frames_with_face),
         faces_seen=0 if sample is None else int(sample.faces_seen),
         notes=[sample.faces_note] if sample is not None and sample.faces_note else [],
-        timings=timings, bundle=bundle.summary())
+        timings=timings, bundle=bundle.summary(), still_image=True)
 
 
 def branch_calibration(bundle: Any, name: str) -> dict[str, Any]:
@@ -628,11 +628,11 @@ def _analyze(src: str | os.PathLike[str] | bytes, bundle: Any, detector: Any, *,
     """:func:`analyze` under its thread limits."""
     import threading
 
-    from pipeline.core.media import MediaError, decode, is_image
+    from pipeline.core.media import UPLOADED, MediaError, decode, is_image
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    name = "uploaded bytes" if isinstance(src, (bytes, bytearray, memoryview)) else str(src)
+    name = UPLOADED if isinstance(src, (bytes, bytearray, memoryview)) else str(src)
     if is_image(src):
         return _analyze_image(src, bundle, detector, timings, name, t_start)
     first = bundle.audio or bundle.video
@@ -749,9 +749,9 @@ def describe(analysis: Analysis) -> str:
     """A few plain lines for people: each branch's answer or why it abstained, the
     fused answer and where it came from, the timeline of a long clip, timings."""
     cut = analysis.analysed < analysis.duration - 1e-6
-    from pipeline.core.media import printable
+    from pipeline.core.media import UPLOADED, printable
 
-    shown = analysis.source if analysis.source == "uploaded bytes" else printable(Path(analysis.source).name)
+    shown = analysis.source if analysis.source == UPLOADED else printable(Path(analysis.source).name)
     lines = [f"{shown}: "
              f"{analysis.duration:.1f} s" + (f", of which the first {analysis.analysed:.1f} s were analysed" if cut else ""),
              _line("audio", analysis.audio),

@@ -413,7 +413,7 @@ def test_a_photo_is_shown_from_the_analysis_not_decoded_here(app_env, monkeypatc
     still = dataclasses.replace(full, duration=0.0, audio=BranchResult("no audio track", {}, STILL_IMAGE),
                                 waveform=None, mfcc=None, mfcc_times=None, frames=full.frames[:1],
                                 frame_times=full.frame_times[:1], boxes=full.boxes[:1], crops=full.crops[:1],
-                                frames_with_face=1)
+                                frames_with_face=1, still_image=True)
     monkeypatch.setattr(state, "analyze", lambda data, bundle_dir, detector="bundle", **kw: still)
     at = _upload(app_env, bundle_meta, "photo.png")  # its bytes are not a picture at all
     assert not at.exception, at.exception
