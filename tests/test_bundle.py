@@ -110,6 +110,22 @@ def test_export_errors_are_one_line(tmp_path, run_store):
         export_mod.export_bundle(empty, None)
 
 
+def test_export_never_replaces_a_folder_that_is_not_a_bundle(tmp_path, run_store, capsys):
+    from pipeline.entry.cli import main
+
+    notes = tmp_path / "precious"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("my notes")
+    assert main(["export", "--audio", str(run_store / "audio"), "--out", str(notes), "--name", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "holds other files (no bundle.json)" in err and err.count("\n") == 1
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+    # a bundle folder is replaced by the new bundle (a re-export)
+    assert main(["export", "--audio", str(run_store / "audio"), "--out", str(tmp_path / "b"), "--name", "one"]) == 0
+    assert main(["export", "--audio", str(run_store / "audio"), "--out", str(tmp_path / "b"), "--name", "two"]) == 0
+    assert '"two"' in (tmp_path / "b" / "bundle.json").read_text()
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(bundle_mod.BundleError, match="no bundle"):
         bundle_mod.load_bundle(tmp_path)

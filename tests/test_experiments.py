@@ -188,6 +188,9 @@ def test_quick_audio_spec_end_to_end_and_resume(tone_corpus: Path, tmp_path: Pat
     # the same store with a different label set is refused, not silently mixed
     assert main(args + ["--set", "labels=six"]) == 2
     assert "different config" in capsys.readouterr().err
+    import yaml  # ... and the saved spec still says what its folds ran with
+
+    assert yaml.safe_load((exp / "spec.yaml").read_text())["labels"] == "four"
 
     assert main(["report", str(exp)]) == 0
     assert "svm" in capsys.readouterr().out

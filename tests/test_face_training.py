@@ -108,6 +108,68 @@ def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Pa
     assert metrics["n_train"] + metrics["n_val"] == 24
 
 
+def test_a_checkpoint_torn_mid_write_resumes_from_the_epoch_before(images, tmp_path: Path) -> None:
+    """An interruption while Keras writes the epoch checkpoint leaves a torn file; the
+    run resumes from the previous epoch's copy instead of failing on every rerun."""
+    import keras
+
+    class StopAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Interrupted
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    config = _config(epochs=3, seed=6, variant="torn")
+    with pytest.raises(_Interrupted):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                    n_jobs=1, progress=False, callbacks=(StopAfterSecondEpoch(),))
+    backup = tmp_path / "runs" / "torn" / ".work" / "holdout-seed6" / "backup"
+    latest = backup / "latest.weights.h5"
+    assert (backup / "latest.weights.h5.bkp").is_file()
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # cut mid-write
+    epochs = Epochs()
+    fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                       n_jobs=1, progress=False, callbacks=(epochs,))
+    assert epochs.seen == [1, 2]  # from the copy of epoch 0's end: epoch 1 again, then 2
+    assert (fold / "model.keras").is_file()
+
+
+def test_other_settings_never_pass_for_an_earlier_run(images, tmp_path: Path) -> None:
+    """Resuming a checkpoint, or rerunning a finished fold, with other settings is
+    refused with what changed, instead of mixing them or returning the old run."""
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Interrupted
+
+    config = _config(epochs=2, seed=8, variant="settings")
+    with pytest.raises(_Interrupted):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                    n_jobs=1, progress=False, callbacks=(Stop(),))
+    changed = _config(epochs=2, seed=8, variant="settings", learning_rate=0.5)
+    with pytest.raises(ValueError, match=r"interrupted run .* other settings \(learning_rate\)"):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=changed, cache_dir=tmp_path / "cache",
+                    n_jobs=1, progress=False)
+    fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                       n_jobs=1, progress=False)
+    with pytest.raises(ValueError, match=r"trained with other settings \(epochs\)"):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=_config(epochs=5, seed=8, variant="settings"),
+                    cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    assert train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
+                       n_jobs=1, progress=False) == fold
+    with pytest.raises(ValueError, match="cannot be a folder name"):
+        train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=_config(variant="../out"),
+                    cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+
+
 def test_label_smoothing_blur_and_occlusion_train_and_reload(images, tmp_path: Path) -> None:
     import keras
 

@@ -585,8 +585,8 @@ def _read_audio(container, name: str, sample_rate: int, max_seconds: float | Non
     if limit is not None:
         channels = channels[:, :limit]
     if not np.all(np.isfinite(channels)):  # float files can hold them; no sound is NaN or infinite
-        bad = int(np.count_nonzero(~np.isfinite(channels)))
-        raise MediaError(f"{name}: the sound holds {bad} NaN or infinite sample values (a damaged or "
+        # no count: these are samples after resampling, which spreads one bad value over several
+        raise MediaError(f"{name}: the sound holds NaN or infinite sample values (a damaged or "
                          "wrongly written file)")
     peak = float(np.abs(channels).max())
     if peak > MAX_PEAK:

@@ -97,3 +97,16 @@ def demo_bundle() -> Path:
 def data_dir() -> Path:
     """Where corpora live by default (``AVE_DATA``, default ``./data``)."""
     return Path(os.environ.get("AVE_DATA", "data"))
+
+
+def safe_name(name: str, what: str = "a name") -> str:
+    """``name`` when it can be one folder's name under a results root: not empty, no
+    path separator, not ``.`` or ``..``, no control character. Experiment, variant and
+    tag names become folders; one holding ``../`` or starting with ``/`` would write
+    outside ``--out``. Raises ``ValueError`` naming ``what`` otherwise."""
+    text = str(name)
+    if (not text.strip() or text in (".", "..") or "/" in text or "\\" in text or os.sep in text
+            or not text.isprintable()):
+        raise ValueError(f"{what} {text!r} cannot be a folder name: use letters, digits, '-', '_', '.' or '+' "
+                         "(no '/', no '..')")
+    return text

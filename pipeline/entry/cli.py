@@ -38,6 +38,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from pipeline.core.corpora import manifest as manifest_io, scan
     from pipeline.core.corpora.report import describe
 
+    if args.out and Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a folder; give the manifest's file name, e.g. {Path(args.out) / 'manifest.csv'}")
     frame, summary = scan(args.corpus, args.root)
     report = describe(frame, summary, corpus=args.corpus, root=args.root)
     if not len(frame):  # what was seen and skipped, then the reason; no empty manifest
@@ -419,13 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, MediaError, FileNotFoundError, PermissionError, ValueError, KeyError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stdout = open(os.devnull, "w")
         return 0
+    except (UserError, MediaError, OSError, ValueError, KeyError) as err:
+        # OSError: paths the user named (a folder where a file goes, a file where a folder goes)
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -21,7 +21,10 @@ def load_card_info(path: str | Path) -> dict[str, Any]:
     """The prose of a card from its YAML file; raises ValueError when it is not a mapping."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable YAML file: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a model card file must hold a mapping (title, summary, audio, video, ...)")
     return data

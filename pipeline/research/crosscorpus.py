@@ -89,8 +89,10 @@ def parse_actors(text: str | None) -> set[str] | None:
             out.update(str(i) for i in range(lo, hi + 1))
         elif part.isdigit():
             out.add(str(int(part)))
-        else:
+        elif re.fullmatch(r"[\w.+-]+", part) and part not in (".", ".."):
             out.add(part)
+        else:  # the list names the results folder too: no path parts
+            raise EvaluateError(f"bad actor id {part!r}: use letters, digits, '-', '_' or '.'")
     return out
 
 
@@ -353,7 +355,9 @@ def _write(result: EvaluationResult, frame: pd.DataFrame, proba: np.ndarray, cla
 
     tag = f"-actors{actors.replace(',', '_').replace(' ', '')}" if actors else ""
     tag += f"-{result.calibration}" if result.calibration != "none" else ""
-    variant = f"{bundle.name}-{result.corpus}-{result.branch}{tag}"
+    from pipeline.core.paths import safe_name
+
+    variant = safe_name(f"{bundle.name}-{result.corpus}-{result.branch}{tag}", "the evaluation's name (--actors)")
     fold = next_run_name(out / EVALUATE_EXPERIMENT / variant)
     fold_dir = out / EVALUATE_EXPERIMENT / variant / fold
     preds = pd.DataFrame({"clip_id": frame["clip_id"].to_numpy(), "actor": frame["actor"].astype(str).to_numpy(),

@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "variants": [],
 }
 _OPEN_KEYS = ("preprocessing", "model.params", "fusion")
+#: Mappings that may also be given as a list (several corpora).
+_LIST_OR_MAPPING = ("corpus",)
 
 #: branch -> "module:function"; the function is ``runner(spec, exp_dir, *, cache_dir,
 #: progress) -> list[str]`` (fold names it wrote) for one resolved variant spec.
@@ -107,7 +109,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"experiment spec not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise SpecError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path} must hold a mapping of spec keys")
@@ -126,6 +128,8 @@ def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str = "") -> di
         if key not in out and not _is_open(dotted):
             known = ", ".join(f"{prefix}{k}" for k in out) or "(none)"
             raise SpecError(f"unknown spec key {dotted!r}; known here: {known}")
+        if isinstance(out.get(key), dict) and not isinstance(value, dict) and dotted not in _LIST_OR_MAPPING:
+            raise SpecError(f"{dotted} must be a mapping of keys (e.g. {dotted}: {{...}}), not {value!r}")
         if isinstance(value, dict) and isinstance(out.get(key), dict) and not _is_open(dotted):
             out[key] = _merge(out[key], value, dotted + ".")
         else:
@@ -172,6 +176,8 @@ def resolve(raw: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any
 def variant_specs(base: dict[str, Any], only: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One fully resolved spec per variant (``base`` + its ``set``), ``only`` filtering."""
     out = []
+    if not isinstance(base["variants"], list) or not all(isinstance(v, dict) for v in base["variants"]):
+        raise SpecError("variants must be a list of mappings, e.g. [{name: small, set: {model.name: logreg}}]")
     names = [str(v.get("name", "")) for v in base["variants"]]
     if len(set(names)) != len(names) or not all(names):
         raise SpecError("every variant needs a unique, non-empty name")
@@ -182,6 +188,9 @@ def variant_specs(base: dict[str, Any], only: Sequence[str] | None = None) -> li
         extra = set(variant) - {"name", "group", "description", "set"}
         if extra:
             raise SpecError(f"variant {variant['name']!r} has unknown keys: {', '.join(sorted(extra))}")
+        paths.safe_name(str(variant["name"]), "the variant name")
+        if not isinstance(variant.get("set") or {}, dict):
+            raise SpecError(f"variant {variant['name']!r}: set must be a mapping of dotted keys to values")
         if only and variant["name"] not in only:
             continue
         spec = {k: v for k, v in base.items() if k != "variants"}
@@ -226,7 +235,10 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     for corpus in corpora:
         if corpus["name"] not in CORPORA:
             raise SpecError(f"{where}unknown corpus.name {corpus['name']!r}; choose one of: {', '.join(CORPORA)}")
-    if spec["labels"] not in LABEL_SETS:
+    for section in ("protocol", "features", "model", "training"):
+        if not isinstance(spec[section], dict):
+            raise SpecError(f"{where}{section} must be a mapping of keys, not {spec[section]!r}")
+    if not isinstance(spec["labels"], str) or spec["labels"] not in LABEL_SETS:
         raise SpecError(f"{where}unknown labels {spec['labels']!r}; choose one of: {', '.join(LABEL_SETS)}")
     protocol = spec["protocol"]
     for kind in protocol_kinds(spec):
@@ -240,9 +252,10 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     fractions = (protocol["val_fraction"], protocol["test_fraction"])
     if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in fractions) or sum(fractions) >= 1:
         raise SpecError(f"{where}protocol.val_fraction and test_fraction must be in [0, 1) with a sum < 1")
-    if not protocol["seeds"] or not all(isinstance(s, int) for s in protocol["seeds"]):
+    if (not isinstance(protocol["seeds"], list) or not protocol["seeds"]
+            or not all(isinstance(s, int) for s in protocol["seeds"])):
         raise SpecError(f"{where}protocol.seeds must be a non-empty list of integers")
-    if spec["branch"] not in BRANCH_RUNNERS:
+    if not isinstance(spec["branch"], str) or spec["branch"] not in BRANCH_RUNNERS:
         raise SpecError(f"{where}unknown branch {spec['branch']!r}; choose one of: {', '.join(BRANCH_RUNNERS)}")
     preprocessing_for(spec)
     if spec["branch"] in ("audio", "video"):
@@ -252,6 +265,11 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
             raise SpecError(f"{where}features.kind {spec['features']['kind']!r} is not a {spec['branch']} "
                             f"feature; choose one of: {', '.join(kinds)}")
         augment = spec["features"].get("augment") or []
+        if not isinstance(augment, list):
+            raise SpecError(f"{where}features.augment must be a list, e.g. [babble], not {augment!r}")
+        n_jobs = spec["features"].get("n_jobs", 1)
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+            raise SpecError(f"{where}features.n_jobs must be a positive integer, not {n_jobs!r}")
         if augment and spec["branch"] != "audio":
             raise SpecError(f"{where}features.augment applies to the audio branch only")
         if augment:
@@ -765,13 +783,19 @@ def run_spec(spec_path: str | Path, overrides: Sequence[str] = (), only: Sequenc
     specs = variant_specs(base, only)
     for spec in specs:
         validate(spec)
-    exp_dir = Path(out or paths.runs_dir()) / str(base["name"])
+    exp_dir = Path(out or paths.runs_dir()) / paths.safe_name(str(base["name"]), "the experiment name")
     exp_dir.mkdir(parents=True, exist_ok=True)
     removed = results.clean_partial(exp_dir)
     if removed:
         log.info("removed %d unfinished fold folder(s) from an interrupted run", removed)
-    results.write_spec(exp_dir, base)
+    # A rerun's spec replaces the saved one only once its folds ran: one refused for a
+    # changed config (plan_variant) must not leave a spec.yaml that its folds contradict.
+    fresh = not (exp_dir / "spec.yaml").is_file()
+    if fresh:
+        results.write_spec(exp_dir, base)
     failures = run(specs, exp_dir, cache_dir=cache_dir, progress=progress, **(executor_options or {}))
+    if not fresh:
+        results.write_spec(exp_dir, base)
     summary = results.write_summary(exp_dir)
     if only:
         picked = summary.loc[summary["variant"].isin(list(only))].reset_index(drop=True)

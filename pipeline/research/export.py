@@ -94,7 +94,7 @@ def write_bundle(out: str | os.PathLike[str], *, name: str, audio: BranchModel |
     if len(classes) < 2:
         raise BundleError("the audio and video models share fewer than two emotions: nothing to fuse")
     out = Path(out)
-    with staged_dir(out, prefix=f".{out.name}-") as tmp:
+    with staged_dir(out, prefix=f".{out.name}-", marker="bundle.json") as tmp:
         meta_models: dict[str, Any] = {}
         for key, branch in branches.items():
             file = _save_model(branch.loaded(), branch.framework, tmp / key)

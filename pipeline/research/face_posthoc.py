@@ -51,7 +51,9 @@ class PosthocConfig:
 def variant_name(base: str, views: str, calibration: str) -> str:
     """``<base>+<views>[+<calibration>]`` (``+none`` views: the crop alone; the
     recalibration part is left out when there is none), never the base run's own name."""
-    return "+".join([base, views, *([calibration] if calibration != "none" else [])])
+    from pipeline.core.paths import safe_name
+
+    return safe_name("+".join([base, views, *([calibration] if calibration != "none" else [])]), "the variant (--base)")
 
 
 def per_class_ece(y: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> dict[str, float]:

@@ -38,8 +38,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.preprocessing import Preprocessing
+from pipeline.core.paths import safe_name
 
 log = logging.getLogger(__name__)
+
+#: The file in a fold's work folder recording the settings its checkpoint was trained with.
+WORK_SETTINGS = "settings.json"
 
 #: The Preprocessing of the real face model: FER2013's 48 x 48 greyscale faces. FER2013
 #: faces are framed tightly (brows to chin, part of the forehead cut); an MTCNN box with
@@ -135,6 +139,83 @@ def _cosine(base: float, epochs: int):
     return schedule
 
 
+
+def _settings(config: FaceTrainingConfig) -> dict[str, Any]:
+    """What decides the weights of a run (a rerun or a resume must match it): the
+    config as plain JSON values."""
+    import json
+
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def _check_same_settings(fold_dir: Path, settings: dict[str, Any]) -> None:
+    """Refuse (``ValueError``) to report a finished fold as the result of other settings."""
+    import yaml
+
+    try:
+        old = (yaml.safe_load((fold_dir / "config.yaml").read_text(encoding="utf-8")) or {}).get("settings")
+    except (OSError, yaml.YAMLError):
+        old = None
+    if old is not None and old != settings:
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise ValueError(f"{fold_dir} was trained with other settings ({', '.join(changed)}); "
+                         "use another --variant or --out, or delete that folder to train again")
+
+
+def _check_resumable(work: Path, settings: dict[str, Any]) -> None:
+    """A checkpoint in ``work`` is resumed only with the settings it was trained with
+    (recorded in :data:`WORK_SETTINGS`); otherwise ``ValueError`` saying what to delete."""
+    import json
+
+    from pipeline.research.results import atomic_write_text
+
+    record = work / WORK_SETTINGS
+    if (work / "backup").exists() and record.is_file():
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if old is not None and old != settings:
+            changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise ValueError(f"the interrupted run in {work} was trained with other settings ({', '.join(changed)}); "
+                             f"rerun with those, or delete {work} to start over")
+    atomic_write_text(record, json.dumps(settings, indent=1))
+
+
+def _usable_backup(model: Any, backup: Path) -> None:
+    """Make sure Keras's epoch checkpoint in ``backup`` can be read before ``fit``
+    restores it: an interruption while it was written leaves a torn file. The previous
+    epoch's copy (``double_checkpoint``) takes its place if it reads; when neither
+    does, the checkpoint is removed with a warning and training starts again (the
+    run's best weights so far stay in ``best.keras``)."""
+    import shutil
+
+    latest = backup / "latest.weights.h5"
+    previous = backup / "latest.weights.h5.bkp"
+    if not latest.exists():
+        return
+    for attempt in ("latest", "previous"):
+        if attempt == "previous":
+            if not previous.is_file():
+                break
+            shutil.copyfile(previous, latest)  # Keras reads only a *.weights.h5 name; the torn one goes
+            if (backup / "training_metadata.json.bkp").is_file():
+                shutil.copyfile(backup / "training_metadata.json.bkp", backup / "training_metadata.json")
+        try:
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(latest))
+        except Exception as err:  # h5py / Keras raise several kinds for a torn file
+            log.warning("the %s epoch checkpoint in %s cannot be read (%s)", attempt, backup,
+                        str(err).splitlines()[0])
+            continue
+        if attempt == "previous":
+            log.warning("resuming from the epoch before the interruption (the last checkpoint was torn)")
+        return
+    log.warning("no readable epoch checkpoint in %s: training starts from the first epoch", backup)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
 def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessing = FER_PARAMS,
                 config: FaceTrainingConfig | None = None, cache_dir: str | Path | None = None,
                 n_jobs: int = 2, progress: bool = True, corpus: str = "images",
@@ -153,8 +234,11 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
 
     config = config or FaceTrainingConfig()
     classes = params.classes
+    safe_name(config.variant, "the variant")
     fold_dir = Path(out) / config.variant / fold_name(config)
+    settings = _settings(config)
     if store.fold_done(fold_dir):
+        _check_same_settings(fold_dir, settings)
         log.info("%s is finished; skipping", fold_dir)
         return fold_dir
     rows, X, y, skipped, unreadable = face_images(manifest, params, cache_dir=cache_dir, n_jobs=n_jobs,
@@ -182,9 +266,12 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
         log.info("starting from the weights of %s", config.init_from)
     work = Path(out) / config.variant / ".work" / fold_dir.name
     work.mkdir(parents=True, exist_ok=True)
+    _check_resumable(work, settings)
+    _usable_backup(model, work / "backup")
     best_path = work / "best.keras"
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        # double_checkpoint: the previous epoch's copy survives an interruption mid-write
+        keras.callbacks.BackupAndRestore(str(work / "backup"), double_checkpoint=True),
         keras.callbacks.LearningRateScheduler(_cosine(config.learning_rate, config.epochs)),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
@@ -219,6 +306,7 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
         "training": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("model", "hparams", "variant")},
         "preprocessing_params": params.to_dict(),
     }
+    fold_config["settings"] = settings
     results.write_fold(fold_dir, config=fold_config, metrics=metrics, predictions=predictions,
                        history=history, save_model=lambda folder: best.save(folder / "model.keras"))
     results.write_summary(Path(out))

@@ -277,7 +277,7 @@ def _copy_fold(source, target, *, experiment: str, variant: str) -> None:
 
     from pipeline.research.staging import staged_dir
 
-    with staged_dir(target, prefix=f".tmp-{os.path.basename(str(target))}-") as tmp:
+    with staged_dir(target, prefix=f".tmp-{os.path.basename(str(target))}-", marker="metrics.json") as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         metrics = json.loads((tmp / "metrics.json").read_text(encoding="utf-8"))
         metrics.update({"experiment": experiment, "variant": variant, "group": "branch",

@@ -86,7 +86,7 @@ def write_fold(fold_dir: PathLike, *, config: dict[str, Any], metrics: dict[str,
     renamed to ``<variant>/<fold>`` last, so readers never see half a fold.
     """
     fold_dir = Path(fold_dir)
-    with staged_dir(fold_dir, prefix=f"{TMP_PREFIX}{fold_dir.name}-") as tmp:
+    with staged_dir(fold_dir, prefix=f"{TMP_PREFIX}{fold_dir.name}-", marker="metrics.json") as tmp:
         _dump_yaml(config, tmp / "config.yaml")
         (tmp / "metrics.json").write_text(json.dumps(_plain(metrics), indent=2), encoding="utf-8")
         predictions.to_csv(tmp / "predictions.csv", index=False)
