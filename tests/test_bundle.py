@@ -110,6 +110,21 @@ def test_export_errors_are_one_line(tmp_path, run_store):
         export_mod.export_bundle(empty, None)
 
 
+def test_export_refuses_a_run_stopped_before_its_speaker_folds_finished(tmp_path, run_store):
+    import shutil
+
+    import yaml
+
+    (run_store / "spec.yaml").write_text(yaml.safe_dump({"name": "quick_fusion", "protocol": {"folds": 4}}))
+    with pytest.raises(bundle_mod.BundleError, match="has 3 of its 4 speaker folds finished"):
+        export_mod.export_bundle(run_store / "audio", None, out=tmp_path / "b")
+    (run_store / "spec.yaml").write_text(yaml.safe_dump({"name": "quick_fusion", "protocol": {"folds": 3}}))
+    assert (export_mod.export_bundle(run_store / "audio", None, out=tmp_path / "b") / "bundle.json").is_file()
+    shutil.rmtree(run_store / "audio" / "speaker-2")
+    with pytest.raises(bundle_mod.BundleError, match="has 2 of its 3 speaker folds finished"):
+        export_mod.export_bundle(run_store / "audio", None, out=tmp_path / "b")
+
+
 def test_export_never_replaces_a_folder_that_is_not_a_bundle(tmp_path, run_store, capsys):
     from pipeline.entry.cli import main
 

@@ -70,6 +70,27 @@ def test_evaluate_counts_skips_and_scores(audio_bundle: Path, corpus: Path, tmp_
     assert again.run_dir.parent.name.endswith("-actors2")
 
 
+def test_skipped_files_are_counted_by_their_reason(audio_bundle: Path, corpus: Path, tmp_path: Path):
+    """Damaged files share one reason (their names taken out), an empty file is counted
+    under the adapter's own reason, not as an unreadable file name."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus, copy)
+    takes = sorted(p for p in copy.rglob("*.wav") if p.name.split("-")[2] == "03")  # happy: kept by the bundle
+    for take in takes[:2]:
+        take.write_text("this is not a sound\n" * 50)
+    takes[2].write_bytes(b"")
+    result = crosscorpus.evaluate_bundle(audio_bundle, "synthetic", copy, out=tmp_path / "runs",
+                                         cache_dir=tmp_path / "cache", progress=False)
+    damaged = {k: v for k, v in result.skipped.items() if k.startswith("audio failed")}
+    assert list(damaged.values()) == [2], result.skipped
+    assert "not a readable audio or video file" in next(iter(damaged))
+    assert not any(t.name in k for t in takes for k in result.skipped)
+    assert any(k.startswith("not indexed: ") for k in result.skipped), result.skipped
+    assert "unreadable file names" not in result.skipped and result.n == 56 - 3
+
+
 def test_evaluate_keeps_every_run(audio_bundle: Path, corpus: Path, tmp_path: Path):
     """A rerun is a new run (eval-2), never an overwrite of eval-1."""
     runs = [crosscorpus.evaluate_bundle(audio_bundle, "synthetic", corpus, actors="1", out=tmp_path / "runs",

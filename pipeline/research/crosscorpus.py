@@ -96,6 +96,17 @@ def parse_actors(text: str | None) -> set[str] | None:
     return out
 
 
+def failure_reason(reason: str, path: str) -> str:
+    """One clip's failure as a reason that clips share: the clip's own file name taken
+    out (so 40 damaged files count as one reason, not 40), its first line, at most 100
+    characters."""
+    text = str(reason)
+    if path:
+        text = text.replace(str(path), "").replace(Path(str(path)).name, "")
+    text = (text.strip().splitlines() or [""])[0].strip(" :")
+    return (text[:97] + "...") if len(text) > 100 else (text or "unknown error")
+
+
 def in_sample(bundle: Any, branches: list[str], corpus: str, root: Path, frame: pd.DataFrame) -> str:
     """Why the selected clips are not unseen by the bundle's models, or "" when nothing
     says they were seen: a branch's ``trained_on`` (written by ``export``) names this
@@ -290,8 +301,8 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
                             f"choose --branch {'audio' if bundle.audio else 'video'}")
     classes = bundle.classes if branch == "fused" else getattr(bundle, branch).params.classes
     frame, skipped = select(manifest, classes, parse_actors(actors), branch)
-    if summary.n_skipped:
-        skipped["unreadable file names"] = summary.n_skipped
+    for reason, count in summary.skipped.items():  # what the corpus adapter left out, and why
+        skipped[f"not indexed: {reason}"] = count
     if frame.empty:
         raise EvaluateError(f"none of the {len(manifest)} {corpus} clips can be scored by bundle "
                             f"{bundle.name} ({', '.join(f'{k}: {v}' for k, v in skipped.items())})")
@@ -304,9 +315,11 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
         proba, kept, failed = _branch_proba(model, frame, cache, n_jobs, progress, detector,
                                             calibration if name == "audio" else "none")
         timings[f"{name}_features_and_predict"] = time.perf_counter() - t
-        for _, reason in failed:
+        column = "video_path" if name == "video" else "audio_path"
+        files = dict(zip(frame["clip_id"], frame[column])) if column in frame else {}
+        for clip_id, reason in failed:
             key = (reason.split(":")[0] if reason.startswith("calibration takes")
-                   else f"{name} failed: {reason.split(':')[-1].strip()[:60]}")
+                   else f"{name} failed: {failure_reason(reason, files.get(clip_id, ''))}")
             skipped[key] = skipped.get(key, 0) + 1
         table = pd.DataFrame(_restrict(proba, model.params.classes, classes), columns=list(classes))
         table["clip_id"] = kept["clip_id"].to_numpy()

@@ -176,8 +176,26 @@ def _protocol_folds(variant_dir: Path) -> tuple[str, list[str]]:
     for protocol in ("speaker", "random"):
         chosen = [n for n in names if n.startswith(protocol + "-")]
         if chosen:
+            if protocol == "speaker":
+                _check_finished(variant_dir, len(chosen))
             return protocol, chosen
     return names[0].split("-")[0], names
+
+
+def _check_finished(variant_dir: Path, finished: int) -> None:
+    """Refuse a speaker-fold variant whose run stopped before all its folds were done:
+    what its bundle says it trained on (and so ``evaluate``'s in-sample check) comes
+    from the other folds' test sides."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load((variant_dir.parent / "spec.yaml").read_text(encoding="utf-8")) or {}
+        planned = int((spec.get("protocol") or {}).get("folds") or 0)
+    except (OSError, ValueError, TypeError, yaml.YAMLError):
+        return
+    if 0 < finished < planned:
+        raise BundleError(f"{variant_dir} has {finished} of its {planned} speaker folds finished; rerun its "
+                          "experiment to finish them before exporting")
 
 
 def run_metrics(variant_dir: Path, protocol: str, folds: list[str]) -> dict[str, Any]:
