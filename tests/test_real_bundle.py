@@ -115,7 +115,7 @@ def test_shipped_voice_travels_and_says_how(real):
     one model per normalisation, held-out temperatures, a feature reference and column names;
     the card names both protocols and every licence; the encoder weights are not copied."""
     branch = real.audio
-    assert branch.input_kind == "whisper_base+egemaps" and branch.params.encoder_layer == 3
+    assert branch.input_kind == "whisper_base+egemaps" and branch.params.encoder_layers == (1, 2, 3)
     assert branch.params.sample_rate == 16000 and branch.params.level_db == -26.0
     assert branch.modes() == ("none", "neutral", "session") and branch.reference is not None
     assert set(branch.temperature) == {"none", "neutral", "session"}

@@ -11,7 +11,7 @@ import pytest
 from pipeline.core import audio, speech_encoder
 from pipeline.core.preprocessing import Preprocessing
 
-PARAMS = Preprocessing(sample_rate=16000, labels="seven", level_db=-26.0, encoder_layer=3)
+PARAMS = Preprocessing(sample_rate=16000, labels="seven", level_db=-26.0, encoder_layers=(3,))
 
 
 def _voice(seconds: float = 2.5, seed: int = 0) -> np.ndarray:
@@ -71,6 +71,14 @@ def test_features_one_block_equals_its_row_and_ignore_loudness():
     assert audio.feature_shape(PARAMS, "whisper_base") == (1024,)
     assert audio.feature_shape(PARAMS, "whisper_base_layers") == (7, 1024)
     np.testing.assert_allclose(one, every[3], rtol=1e-5, atol=1e-5)
+    # a layer average: the pooled rows of those blocks, averaged block by block
+    average = audio.featurize(y, dataclasses.replace(PARAMS, encoder_layers=[3, 1, 2]), "whisper_base")
+    np.testing.assert_allclose(average, every[1:4].mean(axis=0), rtol=1e-5, atol=1e-5)
+    assert speech_encoder.embedding_names((1, 2, 3))[0] == "whisper_base.blocks1+2+3.mean[0]"
+    assert speech_encoder.embedding_names((3,))[-1] == "whisper_base.block3.std[511]"
+    for bad in ([], [1, 1], [-1], 3, [True]):
+        with pytest.raises(ValueError, match="encoder_layers"):
+            dataclasses.replace(PARAMS, encoder_layers=bad)
     # speech-level normalisation: 20 dB quieter, or peak-normalised, gives the same features
     for gain in (0.1, 1.0 / np.abs(y).max()):
         np.testing.assert_allclose(audio.featurize(y * np.float32(gain), PARAMS, "whisper_base"), one,
@@ -85,5 +93,5 @@ def test_features_one_block_equals_its_row_and_ignore_loudness():
 
 def test_tiny_encoder_loads_and_embeds():
     y = _voice(1.5)
-    e = audio.featurize(y, dataclasses.replace(PARAMS, encoder_layer=2), "whisper_tiny")
+    e = audio.featurize(y, dataclasses.replace(PARAMS, encoder_layers=(2,)), "whisper_tiny")
     assert e.shape == (768,) and np.isfinite(e).all()

@@ -126,9 +126,9 @@ FEATURE_KINDS: dict[str, FeatureKind] = {
         FeatureKind("egemaps", 1, "openSMILE eGeMAPSv02 functionals of the trimmed clip, (88,)"),
         FeatureKind("compare", 1, "openSMILE ComParE_2016 functionals of the trimmed clip, (6373,)"),
         FeatureKind("whisper_base", 1,
-                    "Whisper base encoder block `encoder_layer`, mean and std over the trimmed clip, (1024,)"),
+                    "Whisper base encoder blocks `encoder_layers` (averaged), mean and std over the trimmed clip, (1024,)"),
         FeatureKind("whisper_tiny", 1,
-                    "Whisper tiny.en encoder block `encoder_layer`, mean and std over the trimmed clip, (768,)"),
+                    "Whisper tiny.en encoder blocks `encoder_layers` (averaged), mean and std over the trimmed clip, (768,)"),
         FeatureKind("whisper_base_layers", 2,
                     "every block of Whisper base (stem + 6), mean and std over the trimmed clip, (7, 1024): "
                     "for choosing a layer"),
@@ -137,7 +137,7 @@ FEATURE_KINDS: dict[str, FeatureKind] = {
     )
 }
 #: Feature kinds computed by a pretrained speech encoder (16 kHz input); ``*_layers``
-#: hold every block at once (row k = what ``encoder_layer=k`` gives).
+#: hold every block at once (row k = what ``encoder_layers=(k,)`` gives).
 ENCODER_KINDS: tuple[str, ...] = ("whisper_base", "whisper_tiny", "whisper_base_layers", "whisper_tiny_layers")
 #: Feature kinds that are statistics over the trimmed clip (any length), 1-D vectors.
 FUNCTIONAL_KINDS: tuple[str, ...] = ("egemaps", "compare") + ENCODER_KINDS
@@ -288,7 +288,7 @@ def featurize(y: np.ndarray, params: Preprocessing, kind: str) -> np.ndarray:
         try:
             if kind.endswith("_layers"):
                 return speech_encoder.layer_embeddings(encoder_input(y, params), kind[: -len("_layers")])
-            return speech_encoder.embedding(encoder_input(y, params), params.encoder_layer, kind)
+            return speech_encoder.embedding(encoder_input(y, params), params.encoder_layers, kind)
         except speech_encoder.EncoderError as err:
             raise FeatureError(str(err)) from err
     if kind in _OPENSMILE_SIZES:

@@ -34,9 +34,11 @@ class Preprocessing:
     ``level_db``: when set, the span a speech encoder hears is scaled so that its active
     speech level (:func:`pipeline.core.audio.speech_level_db`) is this many dBFS (ITU-T
     P.56's nominal -26), so the answer does not depend on how loud someone recorded;
-    None leaves the level as recorded. ``encoder_layer``: which block of the speech
+    None leaves the level as recorded. ``encoder_layers``: which blocks of the speech
     encoder (:mod:`pipeline.core.speech_encoder`) the ``whisper_*`` features pool
-    (0 = the convolution stem).
+    (0 = the convolution stem); several are averaged with equal weights, block by block
+    after pooling (a layer average, as in SUPERB's probes of frozen speech encoders:
+    Yang et al. 2021, Interspeech), a list in YAML and JSON.
     """
 
     sample_rate: int = 22050
@@ -53,7 +55,7 @@ class Preprocessing:
     speech_span: str = "trim"
     voice_activity: str = "energy"
     level_db: float | None = None
-    encoder_layer: int = 3
+    encoder_layers: tuple[int, ...] = (3,)
     labels: str = "six"
 
     def __post_init__(self) -> None:
@@ -68,8 +70,13 @@ class Preprocessing:
             raise ValueError(f"speech_span must be 'trim' or 'vad', not {self.speech_span!r}")
         if self.level_db is not None and not -60.0 <= float(self.level_db) <= 0.0:
             raise ValueError(f"level_db must be None or in -60..0 dBFS, not {self.level_db!r}")
-        if not isinstance(self.encoder_layer, int) or self.encoder_layer < 0:
-            raise ValueError(f"encoder_layer must be a non-negative integer, not {self.encoder_layer!r}")
+        layers = self.encoder_layers
+        if (not isinstance(layers, (list, tuple)) or not layers
+                or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in layers)
+                or len(set(layers)) != len(layers)):
+            raise ValueError(f"encoder_layers must be a non-empty list of distinct non-negative integers, "
+                             f"not {layers!r}")
+        object.__setattr__(self, "encoder_layers", tuple(sorted(layers)))
         if self.color not in ("rgb", "gray"):
             raise ValueError(f"color must be 'rgb' or 'gray', not {self.color!r}")
 

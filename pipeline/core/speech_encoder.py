@@ -45,7 +45,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 
@@ -398,19 +398,31 @@ def layer_embeddings(y: np.ndarray, name: str = "whisper_base") -> np.ndarray:
     return pool(enc.hidden_states(log_mel(y)))
 
 
-def embedding(y: np.ndarray, layer: int, name: str = "whisper_base") -> np.ndarray:
-    """Block ``layer``'s mean and std over time for waveform ``y`` ((n,) float at 16 kHz;
-    the first 30 s): ``(2 * width,)`` float32 (1,024 values for Whisper base). Blocks
-    above ``layer`` are not computed. Raises :class:`EncoderError` without the weights."""
+def embedding(y: np.ndarray, layers: Sequence[int], name: str = "whisper_base") -> np.ndarray:
+    """The mean and std over time of the blocks ``layers`` for waveform ``y`` ((n,)
+    float at 16 kHz; the first 30 s), averaged over those blocks with equal weights:
+    ``(2 * width,)`` float32 (1,024 values for Whisper base). Blocks above the highest
+    one are not computed. Raises :class:`EncoderError` without the weights, ValueError
+    for a block the encoder does not have."""
     enc = encoder(name)
+    layers = sorted({int(k) for k in layers})
     y = np.asarray(y, dtype=np.float32).reshape(-1)[: int(MAX_SECONDS * SAMPLE_RATE)]
-    return pool(enc.hidden_states(log_mel(y), upto=int(layer))[-1])
+    pooled = pool(enc.hidden_states(log_mel(y), upto=layers[-1]))
+    return pooled[layers].mean(axis=0).astype(np.float32)
 
 
-def embedding_names(layer: int, name: str = "whisper_base") -> list[str]:
-    """Column names of :func:`embedding`: ``whisper_base.block3.mean[0]`` ... ``.std[511]``."""
+def layers_label(layers: Sequence[int]) -> str:
+    """``block3`` for one block, ``blocks1+2+3`` for a layer average."""
+    layers = sorted(int(k) for k in layers)
+    return f"block{layers[0]}" if len(layers) == 1 else "blocks" + "+".join(str(k) for k in layers)
+
+
+def embedding_names(layers: Sequence[int], name: str = "whisper_base") -> list[str]:
+    """Column names of :func:`embedding`: ``whisper_base.block3.mean[0]`` ... ``.std[511]``
+    (``whisper_base.blocks1+2+3.mean[0]`` ... for a layer average)."""
     width = ENCODERS[name].width
-    return [f"{name}.block{layer}.{stat}[{i}]" for stat in ("mean", "std") for i in range(width)]
+    label = layers_label(layers)
+    return [f"{name}.{label}.{stat}[{i}]" for stat in ("mean", "std") for i in range(width)]
 
 
 def config_of(name: str) -> dict[str, object]:

@@ -120,7 +120,11 @@ def params_digest(kind: str, params: Preprocessing, detector: str | None = None)
 
         data.update(level_db=params.level_db, encoder_sha256=ENCODERS[kind.replace("_layers", "")].sha256)
         if not kind.endswith("_layers"):
-            data["encoder_layer"] = params.encoder_layer
+            layers = list(params.encoder_layers)
+            if len(layers) == 1:  # one block: the key of caches made before layer averages
+                data["encoder_layer"] = layers[0]
+            else:
+                data["encoder_layers"] = layers
     if modality_of(kind) == "video":
         data["detector"] = detector or ""
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
@@ -389,14 +393,15 @@ def extract(manifest: pd.DataFrame, kind: str, params: Preprocessing,
 def _from_layers(cache_dir: Path, kind: str, params: Preprocessing, key: str, augment: str | None,
                  target: Path) -> None:
     """Fill one clip's ``whisper_*`` cache entry from the every-block entry of the same
-    clip and parameters (``whisper_*_layers``, row ``encoder_layer``) when there is one:
-    the block's output does not depend on the blocks above it, so the two are equal
-    (``tests/test_speech_encoder.py``)."""
+    clip and parameters (``whisper_*_layers``, the rows ``encoder_layers`` averaged) when
+    there is one: a block's output does not depend on the blocks above it, so the two
+    are equal (``tests/test_speech_encoder.py``)."""
     layers = cache_file(cache_dir, f"{kind}_layers", params_digest(f"{kind}_layers", params), key, augment)
     if layers.is_file():
         stack = np.load(layers)
-        if params.encoder_layer < len(stack):
-            _save_atomic(target, np.ascontiguousarray(stack[params.encoder_layer]))
+        rows = list(params.encoder_layers)
+        if max(rows) < len(stack):
+            _save_atomic(target, np.ascontiguousarray(stack[rows].mean(axis=0).astype(np.float32)))
 
 
 def _extract_combined(manifest: pd.DataFrame, kind: str, params: Preprocessing,

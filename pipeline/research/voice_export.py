@@ -93,7 +93,7 @@ def feature_names(kind: str, params: Any) -> list[str]:
     names: list[str] = []
     for part in audio.split_kind(kind):
         if part in ("whisper_base", "whisper_tiny"):
-            names += speech_encoder.embedding_names(params.encoder_layer, part)
+            names += speech_encoder.embedding_names(params.encoder_layers, part)
         elif part in ("egemaps", "compare"):
             smile, _ = audio._smile(part)
             names += [f"{part}.{n}" for n in smile.feature_names]
