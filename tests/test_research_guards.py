@@ -123,3 +123,19 @@ def test_cli_paths_of_the_wrong_kind_are_one_line_errors(tmp_path: Path, capsys)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert os.listdir(tmp_path / "corpus" / "Actor_01") == ["03-01-05-01-01-01-01.wav"]
+
+
+def test_a_file_given_as_a_corpus_folder_and_a_one_actor_corpus_say_what_to_do(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from pipeline.core.corpora import scan
+    from pipeline.research.splits import speaker_folds
+
+    (tmp_path / "README.md").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a corpus folder"):
+        scan("ravdess", tmp_path / "README.md")
+    with pytest.raises(FileNotFoundError, match="corpus folder not found"):
+        scan("ravdess", tmp_path / "nowhere")
+    one = pd.DataFrame({"actor": ["01"] * 4, "gender": ["female"] * 4, "emotion": ["happy", "sad"] * 2})
+    with pytest.raises(ValueError, match="use protocol.kind=random"):
+        speaker_folds(one, 2)

@@ -281,7 +281,8 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
         raise EvaluateError(f"unknown corpus {corpus!r}; choose one of: {', '.join(CORPORA)}")
     root = Path(root)
     if not root.is_dir():
-        raise EvaluateError(f"corpus folder not found: {root}")
+        raise EvaluateError(f"corpus folder not found: {root}" if not root.exists()
+                            else f"{root} is a file, not a corpus folder")
     try:
         bundle = load_bundle(bundle_path)
     except BundleError as err:

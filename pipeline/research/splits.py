@@ -124,8 +124,10 @@ def speaker_folds(manifest: pd.DataFrame, n_folds: int, *, val_fraction: float =
     if n_folds < 2:
         raise ValueError(f"protocol.folds must be >= 2, got {n_folds}")
     if n_folds > len(unique):
+        hint = (f"use at most {len(unique)} folds" if len(unique) >= 2 else
+                "speaker folds need at least two actors; use protocol.kind=random (not speaker-independent)")
         raise ValueError(f"protocol.folds={n_folds} but the corpus has only {len(unique)} actors "
-                         f"({', '.join(unique)}); use at most {len(unique)} folds")
+                         f"({', '.join(unique)}); {hint}")
     genders = dict(zip(actors, manifest["gender"].astype(str)))
     strata = np.array([genders[a] for a in actors])
     labels = manifest["emotion"].astype(str).to_numpy()

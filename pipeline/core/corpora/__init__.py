@@ -35,5 +35,6 @@ def scan(corpus: str, root: str | Path) -> tuple[pd.DataFrame, ScanSummary]:
     """Index a corpus folder into a Manifest (see :mod:`pipeline.core.corpora.manifest`)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"corpus folder not found: {root}")
+        raise FileNotFoundError(f"corpus folder not found: {root}" if not root.exists()
+                                else f"{root} is a file, not a corpus folder")
     return scanner(corpus)(root)

@@ -209,8 +209,8 @@ def download(url: str, target: Path, expected_size: int | None = None, *, progre
         last = ConnectionError(f"connection closed after {have} of {total} bytes")
         log.warning("%s: attempt %d incomplete: %s", target.name, attempt + 1, last)
     have = part.stat().st_size if part.exists() else 0
-    raise FetchError(f"download of {target.name} did not finish ({have} bytes kept in {part}; "
-                     f"rerun the same command to resume): {last}")
+    kept = f"{have} bytes kept in {part}; rerun the same command to resume" if have else "nothing was kept"
+    raise FetchError(f"download of {target.name} did not finish ({kept}): {last}")
 
 
 def md5sum(path: Path) -> str:
