@@ -76,6 +76,11 @@ def clean_partial(exp_dir: PathLike) -> int:
     return removed
 
 
+#: Files of a fold folder: an existing folder holding any of them (a finished fold, or
+#: one an older writer left half-written) is a fold this store may replace.
+FOLD_FILES: tuple[str, ...] = ("metrics.json", "config.yaml", "predictions.csv", "history.csv")
+
+
 def write_fold(fold_dir: PathLike, *, config: dict[str, Any], metrics: dict[str, Any],
                predictions: pd.DataFrame, history: pd.DataFrame | None = None,
                save_model: Callable[[Path], None] | None = None) -> Path:
@@ -86,7 +91,7 @@ def write_fold(fold_dir: PathLike, *, config: dict[str, Any], metrics: dict[str,
     renamed to ``<variant>/<fold>`` last, so readers never see half a fold.
     """
     fold_dir = Path(fold_dir)
-    with staged_dir(fold_dir, prefix=f"{TMP_PREFIX}{fold_dir.name}-", marker="metrics.json") as tmp:
+    with staged_dir(fold_dir, prefix=f"{TMP_PREFIX}{fold_dir.name}-", marker=FOLD_FILES) as tmp:
         _dump_yaml(config, tmp / "config.yaml")
         (tmp / "metrics.json").write_text(json.dumps(_plain(metrics), indent=2), encoding="utf-8")
         predictions.to_csv(tmp / "predictions.csv", index=False)

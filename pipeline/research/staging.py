@@ -18,10 +18,11 @@ class NotReplaceable(FileExistsError):
     """The target exists but is not a folder this writer made: it is never deleted."""
 
 
-def check_replaceable(target: str | os.PathLike[str], marker: str) -> None:
+def check_replaceable(target: str | os.PathLike[str], marker: str | tuple[str, ...]) -> None:
     """Raise :class:`NotReplaceable` unless ``target`` is absent, an empty folder, or a
-    folder holding ``marker`` (the file every folder of this kind holds, e.g.
-    ``bundle.json``) that is neither the working directory nor one of its parents.
+    folder holding ``marker`` (a file every folder of this kind holds, e.g.
+    ``bundle.json``; any of several names when a tuple) that is neither the working
+    directory nor one of its parents.
 
     What a writer replaces it first deletes: a mistyped ``--out`` (``.``, ``runs``, a
     folder of notes) must be refused, not emptied."""
@@ -34,13 +35,14 @@ def check_replaceable(target: str | os.PathLike[str], marker: str) -> None:
     resolved = target.resolve()
     if resolved == here or resolved in here.parents:
         raise NotReplaceable(f"{target} is the working folder or holds it; choose an output folder inside it")
-    if any(target.iterdir()) and not (target / marker).is_file():
-        raise NotReplaceable(f"{target} exists and holds other files (no {marker}): it would be replaced; "
-                             "choose a new or empty folder")
+    markers = (marker,) if isinstance(marker, str) else tuple(marker)
+    if any(target.iterdir()) and not any((target / m).is_file() for m in markers):
+        raise NotReplaceable(f"{target} exists and holds other files (no {' or '.join(markers)}): it would be "
+                             "replaced; choose a new or empty folder")
 
 
 @contextmanager
-def staged_dir(target: str | os.PathLike[str], prefix: str, *, marker: str) -> Iterator[Path]:
+def staged_dir(target: str | os.PathLike[str], prefix: str, *, marker: str | tuple[str, ...]) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target`` (named ``<prefix>XXXX``).
 
     When the block finishes, ``target`` (if any) is replaced by it with ``os.replace``;
