@@ -77,13 +77,21 @@ class _Interrupted(Exception):
     """Stands for a killed process in the middle of a run."""
 
 
-def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Path) -> None:
+def _stop_after(last_epoch: int):
+    """A Keras callback that 'kills' training at the end of epoch ``last_epoch``."""
     import keras
-    import pandas as pd
 
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
+    class Stop(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            raise _Interrupted
+            if epoch == last_epoch:
+                raise _Interrupted
+
+    return Stop()
+
+
+def _epochs_seen():
+    """A Keras callback recording the epochs it saw begin (``.seen``)."""
+    import keras
 
     class Epochs(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -93,12 +101,18 @@ def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Pa
         def on_epoch_begin(self, epoch, logs=None):
             self.seen.append(epoch)
 
+    return Epochs()
+
+
+def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Path) -> None:
+    import pandas as pd
+
     config = _config(epochs=3, seed=5, variant="resumed")
     with pytest.raises(_Interrupted):
         train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
-                    n_jobs=1, progress=False, callbacks=(StopAfterFirstEpoch(),))
+                    n_jobs=1, progress=False, callbacks=(_stop_after(0),))
     assert not (tmp_path / "runs" / "resumed" / "holdout-seed5").exists()
-    epochs = Epochs()
+    epochs = _epochs_seen()
     fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
                        n_jobs=1, progress=False, callbacks=(epochs,))
     assert epochs.seen == [1, 2]  # epoch 0 was not trained again
@@ -111,30 +125,15 @@ def test_an_interrupted_run_resumes_at_the_epoch_it_reached(images, tmp_path: Pa
 def test_a_checkpoint_torn_mid_write_resumes_from_the_epoch_before(images, tmp_path: Path) -> None:
     """An interruption while Keras writes the epoch checkpoint leaves a torn file; the
     run resumes from the previous epoch's copy instead of failing on every rerun."""
-    import keras
-
-    class StopAfterSecondEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise _Interrupted
-
-    class Epochs(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[int] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.seen.append(epoch)
-
     config = _config(epochs=3, seed=6, variant="torn")
     with pytest.raises(_Interrupted):
         train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
-                    n_jobs=1, progress=False, callbacks=(StopAfterSecondEpoch(),))
+                    n_jobs=1, progress=False, callbacks=(_stop_after(1),))
     backup = tmp_path / "runs" / "torn" / ".work" / "holdout-seed6" / "backup"
     latest = backup / "latest.weights.h5"
     assert (backup / "latest.weights.h5.bkp").is_file()
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # cut mid-write
-    epochs = Epochs()
+    epochs = _epochs_seen()
     fold = train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
                        n_jobs=1, progress=False, callbacks=(epochs,))
     assert epochs.seen == [1, 2]  # from the copy of epoch 0's end: epoch 1 again, then 2
@@ -144,16 +143,10 @@ def test_a_checkpoint_torn_mid_write_resumes_from_the_epoch_before(images, tmp_p
 def test_other_settings_never_pass_for_an_earlier_run(images, tmp_path: Path) -> None:
     """Resuming a checkpoint, or rerunning a finished fold, with other settings is
     refused with what changed, instead of mixing them or returning the old run."""
-    import keras
-
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise _Interrupted
-
     config = _config(epochs=2, seed=8, variant="settings")
     with pytest.raises(_Interrupted):
         train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=config, cache_dir=tmp_path / "cache",
-                    n_jobs=1, progress=False, callbacks=(Stop(),))
+                    n_jobs=1, progress=False, callbacks=(_stop_after(0),))
     changed = _config(epochs=2, seed=8, variant="settings", learning_rate=0.5)
     with pytest.raises(ValueError, match=r"interrupted run .* other settings \(learning_rate\)"):
         train_faces(images, tmp_path / "runs", params=FER_PARAMS, config=changed, cache_dir=tmp_path / "cache",
