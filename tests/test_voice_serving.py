@@ -202,5 +202,19 @@ def test_evaluate_with_each_calibration(voice_bundle, tmp_path):
     assert runs["none"].n == runs["session"].n == 32
     assert runs["neutral"].n == 28 and runs["neutral"].skipped["calibration takes"] == 4
     assert runs["session"].run_dir.parent.name.endswith("-session")
+    # a speaker who cannot be calibrated is left out and counted, not scored as calibrated
+    for f in root.glob("YAF_*"):
+        if not f.name.startswith("YAF_back_neutral"):
+            f.unlink()
+    lone = evaluate_bundle(voice_bundle.path, "tess", root, out=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                           progress=False, calibration="session")
+    assert lone.n == 16 and lone.skipped["calibration: the speaker's only clip (session needs their other clips)"] == 1
+    for f in root.glob("YAF_*"):
+        f.unlink()
+    for i, word in enumerate(words):
+        sf.write(root / f"YAF_{word}_happy.wav", _take(300 + i, "happy"), SR)
+    calm = evaluate_bundle(voice_bundle.path, "tess", root, out=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                           progress=False, calibration="neutral")
+    assert calm.n == 14 and calm.skipped["calibration: no calm takes of this speaker"] == 4  # OAF: 16 less 2 calm takes
     with pytest.raises(EvaluateError, match="calibration"):
         evaluate_bundle(voice_bundle.path, "tess", root, out=tmp_path / "runs", calibration="loud", progress=False)

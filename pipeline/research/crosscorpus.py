@@ -96,6 +96,16 @@ def parse_actors(text: str | None) -> set[str] | None:
     return out
 
 
+def _skip_key(branch: str, reason: str, path: str) -> str:
+    """How a clip left out while scoring is counted: calibration reasons as they are
+    (the takes used to calibrate under one key), failures by :func:`failure_reason`."""
+    if reason.startswith("calibration: "):
+        return reason
+    if reason.startswith("calibration takes"):
+        return "calibration takes"
+    return f"{branch} failed: {failure_reason(reason, path)}"
+
+
 def failure_reason(reason: str, path: str) -> str:
     """One clip's failure as a reason that clips share: the clip's own file name taken
     out (so 40 damaged files count as one reason, not 40), its first line, at most 100
@@ -217,12 +227,24 @@ def _calibrated_proba(branch: Any, X: np.ndarray, kept: pd.DataFrame, failed: li
         raise EvaluateError(f"bundle's voice model has no {calibration!r} calibration (it has: "
                             f"{', '.join(branch.modes())}); use --calibration none")
     flagged = neutral_takes(kept) if calibration == "neutral" else None
-    Xn = normalise_speakers(np.asarray(X).reshape(len(X), -1), kept["actor"].to_numpy(), calibration, flagged)
+    speakers = kept["actor"].astype(str).to_numpy()
+    Xn = normalise_speakers(np.asarray(X).reshape(len(X), -1), speakers, calibration, flagged)
     proba = branch.predict_proba(Xn.astype(np.float32), calibration)
+    # A clip whose speaker cannot be calibrated is not scored as if it were: in session
+    # mode the speaker's only clip, in neutral mode a speaker without calm takes.
+    if calibration == "session":
+        ids, counts = np.unique(speakers, return_counts=True)
+        lone = np.isin(speakers, ids[counts < 2])
+        uncalibrated = (lone, "calibration: the speaker's only clip (session needs their other clips)")
+    else:
+        calm = np.isin(speakers, np.unique(speakers[flagged]))
+        uncalibrated = (~calm, "calibration: no calm takes of this speaker")
+    drop = np.asarray(uncalibrated[0], bool) | (np.asarray(flagged, bool) if flagged is not None else False)
+    failed = failed + [(c, uncalibrated[1]) for c in kept.loc[uncalibrated[0], "clip_id"]]
     if flagged is not None:
         failed = failed + [(c, "calibration takes: used to calibrate, not scored")
                            for c in kept.loc[flagged, "clip_id"]]
-        proba, kept = proba[~flagged], kept.loc[~flagged].reset_index(drop=True)
+    proba, kept = proba[~drop], kept.loc[~drop].reset_index(drop=True)
     return proba, kept, failed
 
 
@@ -319,8 +341,7 @@ def evaluate_bundle(bundle_path: str | Path, corpus: str, root: str | Path, *, b
         column = "video_path" if name == "video" else "audio_path"
         files = dict(zip(frame["clip_id"], frame[column])) if column in frame else {}
         for clip_id, reason in failed:
-            key = (reason.split(":")[0] if reason.startswith("calibration takes")
-                   else f"{name} failed: {failure_reason(reason, files.get(clip_id, ''))}")
+            key = _skip_key(name, reason, files.get(clip_id, ""))
             skipped[key] = skipped.get(key, 0) + 1
         table = pd.DataFrame(_restrict(proba, model.params.classes, classes), columns=list(classes))
         table["clip_id"] = kept["clip_id"].to_numpy()
