@@ -437,3 +437,11 @@ def test_map_emotion_edges():
         map_emotion("happy", "nine")
     with pytest.raises(ValueError, match="calm"):
         map_emotion("calm", "seven", calm="keep")
+
+
+def test_image_sets_skip_empty_files(tmp_path):
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "happy" / "ok.png").write_bytes(b"\x89PNG not checked here, only indexed")
+    (tmp_path / "happy" / "empty.png").write_bytes(b"")
+    frame, summary = scan("images", tmp_path)
+    assert len(frame) == 1 and summary.skipped == {manifest.EMPTY: 1}

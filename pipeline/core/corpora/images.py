@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core.corpora.manifest import ScanSummary, from_rows
+from pipeline.core.corpora.manifest import EMPTY, UNREADABLE, ScanSummary, from_rows
 
 #: Still-image extensions read as one-frame clips (lower case, with the dot).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -60,6 +60,14 @@ def scan(root: str | os.PathLike[str]) -> tuple[pd.DataFrame, ScanSummary]:
             emotion = FOLDER_EMOTIONS.get(folder.name.lower())
             if emotion is None:
                 summary.skip("unknown emotion folder", path)
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                summary.skip(UNREADABLE, path)
+                continue
+            if size == 0:
+                summary.skip(EMPTY, path)
                 continue
             rel = path.relative_to(root).as_posix()
             rows.append({
