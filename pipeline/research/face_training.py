@@ -139,13 +139,17 @@ def _cosine(base: float, epochs: int):
     return schedule
 
 
-
 def _settings(config: FaceTrainingConfig) -> dict[str, Any]:
     """What decides the weights of a run (a rerun or a resume must match it): the
     config as plain JSON values."""
     import json
 
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The settings that differ between two runs, comma-separated."""
+    return ", ".join(sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)))
 
 
 def _check_same_settings(fold_dir: Path, settings: dict[str, Any]) -> None:
@@ -157,8 +161,7 @@ def _check_same_settings(fold_dir: Path, settings: dict[str, Any]) -> None:
     except (OSError, yaml.YAMLError):
         old = None
     if old is not None and old != settings:
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        raise ValueError(f"{fold_dir} was trained with other settings ({', '.join(changed)}); "
+        raise ValueError(f"{fold_dir} was trained with other settings ({_changed(old, settings)}); "
                          "use another --variant or --out, or delete that folder to train again")
 
 
@@ -176,8 +179,8 @@ def _check_resumable(work: Path, settings: dict[str, Any]) -> None:
         except (OSError, ValueError):
             old = None
         if old is not None and old != settings:
-            changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            raise ValueError(f"the interrupted run in {work} was trained with other settings ({', '.join(changed)}); "
+            raise ValueError(f"the interrupted run in {work} was trained with other settings "
+                             f"({_changed(old, settings)}); "
                              f"rerun with those, or delete {work} to start over")
     atomic_write_text(record, json.dumps(settings, indent=1))
 
