@@ -97,3 +97,24 @@ def test_branch_models_load_on_first_use(tmp_path):
     assert seen["before"] == [True, True]
     assert seen["audio"] == "ok" and seen["audio_loaded"]
     assert not seen["video_loaded"] and not seen["tensorflow"]
+
+
+def test_predict_keeps_tensorflow_start_up_notices_off_stderr(tmp_path):
+    """A video makes predict import TensorFlow (MTCNN, the face model); its C++
+    start-up notices (oneDNN, absl) must not bury the CLI's own lines on stderr."""
+    import av
+
+    clip = tmp_path / "grey.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
+    result = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(clip), "--json"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode in (0, 2), result.stderr
+    assert "oneDNN" not in result.stderr and "absl" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["video"]["status"]  # answered (or abstained) through the face branch

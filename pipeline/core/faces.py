@@ -129,10 +129,9 @@ class MtcnnDetector:
 
     def _load(self):
         if self._model is None:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            from pipeline.core.native import load_before_tensorflow
+            from pipeline.core.native import load_tensorflow
 
-            load_before_tensorflow()
+            load_tensorflow()
             from mtcnn import MTCNN
 
             self._model = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")

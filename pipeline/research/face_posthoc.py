@@ -100,7 +100,7 @@ def tune_faces(model_file: str | Path | Sequence[str | Path], manifest: pd.DataF
     Raises ValueError for an unknown view set or recalibration, or fewer than two classes.
     """
     from pipeline.core.face_views import view_names
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_tensorflow
     from pipeline.research import recalibration, results, store
     from pipeline.research.face_training import face_images, holdout_split
 
@@ -112,7 +112,7 @@ def tune_faces(model_file: str | Path | Sequence[str | Path], manifest: pd.DataF
     classes = params.classes
     rows, X, y, _, _ = face_images(manifest, params, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
     _, val = holdout_split(y, config.val_fraction, config.split_seed)
-    load_before_tensorflow()
+    load_tensorflow()
     import keras
 
     files = [Path(model_file)] if isinstance(model_file, (str, Path)) else [Path(f) for f in model_file]

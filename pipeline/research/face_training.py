@@ -250,9 +250,9 @@ def train_faces(manifest: pd.DataFrame, out: str | Path, *, params: Preprocessin
     log.info("%d training and %d validation images (%d left out, %d unreadable)",
              len(train), len(val), sum(skipped.values()), unreadable)
 
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_tensorflow
 
-    load_before_tensorflow()
+    load_tensorflow()
     import keras
 
     import models

@@ -35,9 +35,9 @@ def framework_of(model_name: str) -> str:
 
 def _batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool, seed: int):
     """A Keras ``PyDataset`` converting each batch with :func:`model_input` (memory-bounded)."""
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_tensorflow
 
-    load_before_tensorflow()
+    load_tensorflow()
     import keras
 
     class _Batches(keras.utils.PyDataset):
@@ -65,9 +65,9 @@ def _batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool
 
 def _epoch_bar(epochs: int, progress: bool):
     """A Keras callback advancing a tqdm bar per epoch (no-op when ``progress`` is off)."""
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_tensorflow
 
-    load_before_tensorflow()
+    load_tensorflow()
     import keras
     from tqdm.auto import tqdm
 
@@ -106,9 +106,9 @@ def fit_keras(model_name: str, params: dict[str, Any], training: dict[str, Any],
     ``training.early_stopping: false`` trains all ``epochs`` and keeps the last weights:
     for tiny runs whose one validation actor is too few clips to choose an epoch by.
     """
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_tensorflow
 
-    load_before_tensorflow()
+    load_tensorflow()
     import keras
     import models
 
@@ -267,9 +267,9 @@ def load_model(folder: str | Path) -> Any:
     """Load the model a fold folder holds (``model.keras`` or ``model.joblib``)."""
     folder = Path(folder)
     if (folder / "model.keras").is_file():
-        from pipeline.core.native import load_before_tensorflow
+        from pipeline.core.native import load_tensorflow
 
-        load_before_tensorflow()
+        load_tensorflow()
         import keras
 
         return keras.models.load_model(folder / "model.keras")

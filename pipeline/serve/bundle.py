@@ -26,10 +26,9 @@ import json
 import logging
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -215,41 +214,17 @@ def _keras_input_shape(model: Any) -> tuple[int, ...] | None:
     return dims if all(isinstance(d, int) for d in dims) else None
 
 
-@contextmanager
-def _native_stderr_quiet() -> Iterator[None]:
-    """Silence file descriptor 2 while TensorFlow starts: its C++ start-up notices
-    (oneDNN, CPU features) would otherwise bury the one-line messages the CLI prints.
-    Python exceptions still propagate (and are reported by the caller)."""
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (e.g. some notebook hosts)
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _load_model(path: Path, framework: str) -> Any:
     if framework == "keras":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with _native_stderr_quiet():
-            from pipeline.core.native import load_before_tensorflow
+        from pipeline.core.native import load_tensorflow
 
-            load_before_tensorflow()
-            import keras
+        load_tensorflow()
+        import keras
 
-            import models
+        import models
 
-            models.available()  # imports every builder module: registers custom layers first
-            return keras.saving.load_model(path, compile=False)
+        models.available()  # imports every builder module: registers custom layers first
+        return keras.saving.load_model(path, compile=False)
     import joblib
 
     return joblib.load(path)
