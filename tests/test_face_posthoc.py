@@ -106,6 +106,8 @@ def test_cross_fitted_maps_never_see_the_images_they_score() -> None:
     # the rest of image 0's fold is scored by a map fitted on the other three folds: untouched;
     # the other 300 images' maps saw image 0
     assert len(unchanged) == 400 // 4 - 1 and 0 not in unchanged
+    with pytest.raises(ValueError, match="hold only 3; use a larger image set or --calibration none"):
+        recalibration.cross_fitted(p[:3], y[:3], "vector", folds=5)
 
 
 def _image_set(root: Path) -> Path:

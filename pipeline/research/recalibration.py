@@ -74,10 +74,14 @@ def cross_fitted(proba: np.ndarray, y: np.ndarray, method: str = "vector", *, fo
                  seed: int = 0, l2: float = 1e-3) -> np.ndarray:
     """(n, C) out-of-fold recalibrated probabilities: stratified ``folds``-fold over the
     images, each fold recalibrated by a map fitted on the others (scikit-learn
-    ``StratifiedKFold``)."""
+    ``StratifiedKFold``). Raises ValueError, saying so, when there are fewer images
+    than folds."""
     from sklearn.model_selection import StratifiedKFold
 
     proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    if len(y) < folds:
+        raise ValueError(f"recalibration is measured over {folds} folds of the validation images, which hold only "
+                         f"{len(y)}; use a larger image set or --calibration none")
     out = np.empty_like(proba)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(proba, y):
