@@ -78,7 +78,11 @@ def available() -> list[str]:
 
 def build(name: str, input_shape: tuple[int, ...], n_classes: int, **hparams: Any) -> Any:
     """Build (and for Keras, compile) the model registered as ``name``."""
-    from pipeline.core.native import load_before_tensorflow
+    from pipeline.core.native import load_before_tensorflow, load_tensorflow
 
-    load_before_tensorflow()
-    return spec(name).builder(tuple(input_shape), int(n_classes), **hparams)
+    chosen = spec(name)
+    if chosen.framework == "keras":  # TensorFlow imported with its start-up notices held back
+        load_tensorflow()
+    else:
+        load_before_tensorflow()
+    return chosen.builder(tuple(input_shape), int(n_classes), **hparams)
