@@ -42,7 +42,7 @@ def panel(bundle_dir: str, where: str) -> None:
     """The calibration expander: record or upload calm speech, use it, or forget it.
     Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
     from dashboard import state, text
-    from pipeline.core.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
+    from pipeline.core.media import MediaError, accepted_types
     from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
     from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS
 
@@ -70,7 +70,7 @@ def panel(bundle_dir: str, where: str) -> None:
             source = st.audio_input("Record calm speech", key=f"{where}_calm_mic")
         else:
             source = st.file_uploader("A recording of your calm speech", key=f"{where}_calm_file",
-                                      type=[e.lstrip(".") for e in AUDIO_EXTENSIONS + VIDEO_EXTENSIONS])
+                                      type=accepted_types(images=False))
         if source is not None and st.button("Use this as my calm voice", key=f"{where}_use_voice"):
             try:
                 # decoded in the worker process, like every file a visitor brings

@@ -876,9 +876,10 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".
 ACCEPTED_EXTENSIONS: tuple[str, ...] = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
 
 
-def accepted_types() -> list[str]:
-    """:data:`ACCEPTED_EXTENSIONS` without dots (``st.file_uploader(type=...)``)."""
-    return [e.lstrip(".") for e in ACCEPTED_EXTENSIONS]
+def accepted_types(*, images: bool = True) -> list[str]:
+    """:data:`ACCEPTED_EXTENSIONS` without dots (``st.file_uploader(type=...)``);
+    ``images=False``: sound and video only (a recording of a voice)."""
+    return [e.lstrip(".") for e in ACCEPTED_EXTENSIONS if images or e not in IMAGE_EXTENSIONS]
 
 
 def accepted_text() -> str:

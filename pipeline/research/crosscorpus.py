@@ -234,16 +234,13 @@ def _calibrated_proba(branch: Any, X: np.ndarray, kept: pd.DataFrame, failed: li
     # mode the speaker's only clip, in neutral mode a speaker without calm takes.
     if calibration == "session":
         ids, counts = np.unique(speakers, return_counts=True)
-        lone = np.isin(speakers, ids[counts < 2])
-        uncalibrated = (lone, "calibration: the speaker's only clip (session needs their other clips)")
+        lost = np.isin(speakers, ids[counts < 2])
+        why, drop = "calibration: the speaker's only clip (session needs their other clips)", lost
     else:
-        calm = np.isin(speakers, np.unique(speakers[flagged]))
-        uncalibrated = (~calm, "calibration: no calm takes of this speaker")
-    drop = np.asarray(uncalibrated[0], bool) | (np.asarray(flagged, bool) if flagged is not None else False)
-    failed = failed + [(c, uncalibrated[1]) for c in kept.loc[uncalibrated[0], "clip_id"]]
-    if flagged is not None:
-        failed = failed + [(c, "calibration takes: used to calibrate, not scored")
-                           for c in kept.loc[flagged, "clip_id"]]
+        lost = ~np.isin(speakers, np.unique(speakers[flagged]))
+        why, drop = "calibration: no calm takes of this speaker", lost | flagged
+        failed = failed + [(c, "calibration takes: used to calibrate, not scored") for c in kept.loc[flagged, "clip_id"]]
+    failed = failed + [(c, why) for c in kept.loc[lost, "clip_id"]]
     proba, kept = proba[~drop], kept.loc[~drop].reset_index(drop=True)
     return proba, kept, failed
 

@@ -235,9 +235,6 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
     for corpus in corpora:
         if corpus["name"] not in CORPORA:
             raise SpecError(f"{where}unknown corpus.name {corpus['name']!r}; choose one of: {', '.join(CORPORA)}")
-    for section in ("protocol", "features", "model", "training"):
-        if not isinstance(spec[section], dict):
-            raise SpecError(f"{where}{section} must be a mapping of keys, not {spec[section]!r}")
     if not isinstance(spec["labels"], str) or spec["labels"] not in LABEL_SETS:
         raise SpecError(f"{where}unknown labels {spec['labels']!r}; choose one of: {', '.join(LABEL_SETS)}")
     protocol = spec["protocol"]
