@@ -22,10 +22,12 @@ _ESCAPE = str.maketrans({c: "\\" + c for c in string.punctuation})
 #: U+2060 WORD JOINER: invisible, not white space. Streamlit's Markdown also turns URLs
 #: and e-mail addresses in *text* into links after escapes are decoded (GFM autolink
 #: literals, found in the text nodes: ``https://...``, ``www.x``, ``a@b.c``), so an
-#: escape does not stop them; a joiner after ``:`` and ``@`` and after ``www`` before
-#: a dot does (checked in Chromium by tests/ui/test_browser.py).
+#: escape does not stop them; a joiner between ``:`` and ``//``, after an ``@`` that a
+#: domain (``x.y``) follows and between ``www`` and a dot does (checked in Chromium by
+#: tests/ui/test_browser.py). Only there: a message copied from the page keeps no
+#: invisible characters unless it held something link-like.
 JOINER = "\u2060"
-_AUTOLINK = re.compile(r"([:@])|(?<=www)(?=\.)", re.IGNORECASE)
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=@)(?=[-\w]+\.[-\w])|(?<=www)(?=\.)", re.IGNORECASE)
 
 
 def plain(value: object) -> str:
@@ -34,12 +36,13 @@ def plain(value: object) -> str:
     Control and format characters (Unicode categories ``Cc``, ``Cf``: line breaks, the
     right-to-left override that makes ``gpj.exe`` read as ``exe.jpg``) become spaces,
     runs of white space one space, and every ASCII punctuation character is
-    backslash-escaped; an invisible :data:`JOINER` follows each ``:`` and ``@`` and
-    sits between ``www`` and a dot, so no URL or address becomes a link. Letters,
+    backslash-escaped; an invisible :data:`JOINER` sits between ``:`` and ``//``, after
+    an ``@`` before a domain and between ``www`` and a dot, so no URL or
+    address becomes a link (and nothing else gets one). Letters,
     digits and other scripts are left as they are.
     """
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(value))
-    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + JOINER, " ".join(text.split()))
+    text = _AUTOLINK.sub(JOINER, " ".join(text.split()))
     return text.translate(_ESCAPE)
 
 

@@ -228,3 +228,64 @@ def test_a_detector_failing_on_one_frame_costs_only_that_frame() -> None:
     boxes = faces.track_boxes(np.zeros((7, 90, 160, 3), np.uint8), Flaky(), every=3)
     assert all(b is not None for b in boxes)  # frame 3's failure is bridged by 0 and 6
     assert isinstance(faces.make_detector("haar"), faces.HaarDetector)
+
+
+class IndexedDetector:
+    """A FaceDetector whose answer depends on the frame it is shown: frame ``i`` holds
+    ``i`` in its first pixel, and ``boxes_at(i)`` gives what it finds there."""
+
+    name = "indexed"
+
+    def __init__(self, boxes_at) -> None:
+        self.boxes_at = boxes_at
+        self.seen: list[int] = []
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        index = int(rgb[0, 0, 0])
+        self.seen.append(index)
+        return list(self.boxes_at(index))
+
+
+def _numbered(n: int) -> np.ndarray:
+    frames = np.zeros((n, 90, 160, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(n)
+    return frames
+
+
+def test_coarse_to_fine_looks_half_as_often_at_a_still_face() -> None:
+    frames = _numbered(61)
+    still = IndexedDetector(lambda i: [Box(60, 20, 100, 60, 0.99)])
+    keys, found = faces.detect_coarse_to_fine(still, frames, 5, None)
+    assert keys == faces.track_keys(61, 10) == sorted(still.seen)  # every 10th and the last
+    assert all(f == [Box(60, 20, 100, 60, 0.99)] for f in found)
+    # the track over them is the one every 5th frame gives
+    coarse = faces.track_from_detections(keys, found, 61, (160, 90), every=5)
+    fine = faces.track_faces(frames, IndexedDetector(still.boxes_at), every=5, detect_side=None)
+    assert coarse.boxes == fine.boxes and coarse.faces_seen == fine.faces_seen == 1
+
+
+def test_coarse_to_fine_looks_between_where_the_face_moves_or_is_lost() -> None:
+    frames = _numbered(41)
+
+    def moving(i: int) -> list[Box]:
+        if 18 <= i <= 22:
+            return []  # lost around frame 20
+        x = 0 if i < 30 else 3 * (i - 30)  # still, then walking right from frame 30
+        return [Box(10 + x, 20, 50 + x, 60, 0.99)]
+
+    detector = IndexedDetector(moving)
+    keys, found = faces.detect_coarse_to_fine(detector, frames, 5, None)
+    # coarse: 0, 10, 20, 30, 40; between 10-20, 20-30 (lost at 20) and 30-40 (moved
+    # 30 px: IoU under STEADY_IOU) the every-5 frames are looked at too; not between 0-10
+    assert keys == [0, 10, 15, 20, 25, 30, 35, 40]
+    assert found[keys.index(20)] == [] and found[keys.index(35)] == moving(35)
+    assert sorted(set(detector.seen)) == keys  # (a miss is also looked at again, rescued: detect_many)
+
+
+def test_coarse_to_fine_refines_where_the_number_of_faces_changes() -> None:
+    frames = _numbered(21)
+    main, other = Box(60, 20, 100, 60, 0.99), Box(120, 30, 150, 60, 0.99)
+    detector = IndexedDetector(lambda i: [main, other] if i >= 20 else [main])
+    keys, _ = faces.detect_coarse_to_fine(detector, frames, 5, None)
+    assert keys == [0, 10, 15, 20]
+    assert faces.detect_coarse_to_fine(detector, frames[:0], 5, None) == ([], [])

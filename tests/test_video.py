@@ -259,3 +259,60 @@ def test_real_face_clip(tmp_path: Path, shared_data: Path) -> None:
     assert max(widths) / min(widths) < 1.4  # stable box, growing with the zoom only
     centers = [((b[0] + b[2]) / 2) for b in sample.boxes]
     assert all(abs(c - 160) < 40 for c in centers)
+
+
+def test_a_batch_of_windows_judges_the_turn_once(monkeypatch) -> None:
+    """Several windows of one clip: the turn that makes the face upright is judged once
+    over their key frames, and a window where no face was found is not searched turned
+    when the others showed one upright (each window is searched when none did)."""
+    searched: list[int] = []
+    real_find_turn = video.find_turn
+    monkeypatch.setattr(video, "find_turn", lambda frames, det: searched.append(len(frames)) or real_find_turn(frames, det))
+
+    class FirstHalf:
+        name = "first half"
+
+        def __init__(self, until: int) -> None:
+            self.until = until
+
+        def detect(self, rgb: np.ndarray) -> list[Box]:
+            index = int(rgb[..., 0].max())
+            return [Box(40, 20, 100, 80, 0.99)] if index < self.until else []
+
+    frames = np.zeros((60, 96, 160, 3), np.uint8)
+    frames[..., 0] = np.arange(60)[:, None, None]  # every pixel says its frame, however turned
+    times = np.arange(30) / 10.0
+    windows = [(times, frames[:30]), (times + 3.0, frames[30:])]
+    out = video.face_samples(windows, PARAMS, detector=FirstHalf(20), every=5)
+    assert out[0].ok and out[1].status == video.NO_FACE and searched == []
+    out = video.face_samples(windows, PARAMS, detector=FirstHalf(0), every=5)
+    assert [s.status for s in out] == [video.NO_FACE] * 2 and searched == [30, 30]
+
+
+def test_a_turn_judged_before_is_confirmed_on_one_frame(monkeypatch) -> None:
+    """A later batch of a clip's windows checks the turn the earlier ones needed on one
+    key frame, and judges it afresh (up to five) only when that frame disagrees."""
+    from pipeline.core import face_checks
+
+    looked: list[int] = []
+    real = face_checks.check_faces
+
+    def counting(frames, boxes, *, max_checked=5, orientation=True):
+        if orientation:
+            looked.append(max_checked)
+        return real(frames, boxes, max_checked=max_checked, orientation=orientation)
+
+    monkeypatch.setattr(face_checks, "check_faces", counting)
+    frames = np.zeros((60, 96, 160, 3), np.uint8)  # no cascade fires on black: upright (0)
+    times = np.arange(30) / 10.0
+    windows = [(times, frames[:30]), (times + 3.0, frames[30:])]
+    detector = SquareDetector()
+    detector.detect = lambda rgb: [Box(40, 20, 100, 80, 0.99)]
+    video.face_samples(windows, PARAMS, detector=detector, every=5, expect_turn=0)
+    assert looked == [1]  # confirmed
+    looked.clear()
+    video.face_samples(windows, PARAMS, detector=detector, every=5, expect_turn=180)
+    assert looked == [1, 5]  # disagreed: judged again
+    looked.clear()
+    video.face_samples(windows, PARAMS, detector=detector, every=5)
+    assert looked == [5]

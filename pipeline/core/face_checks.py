@@ -210,23 +210,25 @@ def hidden_parts(rgb: np.ndarray, box: Box) -> list[str]:
     return notes
 
 
-def check_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box | None], *, max_checked: int = 5) -> FaceChecks:
+def check_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box | None], *, max_checked: int = 5,
+                orientation: bool = True) -> FaceChecks:
     """Orientation and occlusion over up to ``max_checked`` of ``frames`` (evenly spread
     among those with a box): the turn is the one most checked frames agree on (0 on a
     tie or when undecided), a hidden-part note is kept when at least half of the checked
     frames give it. ``boxes`` in ``frames`` pixels, the raw detections (with keypoints
-    when the finder gives them)."""
+    when the finder gives them). ``orientation=False``: occlusion only (the turn is
+    known; the cascade, the costly part, is not run) and ``turn`` 0."""
     have = [i for i, b in enumerate(boxes) if b is not None]
     if not have:
         return FaceChecks()
     pick = [have[int(round(j))] for j in np.linspace(0, len(have) - 1, min(max_checked, len(have)))]
     pick = list(dict.fromkeys(pick))
-    classifier = _haar()
+    classifier = _haar() if orientation else None
     turns: list[int] = []
     notes: list[str] = []
     for i in pick:
         frame, box = np.asarray(frames[i]), boxes[i]
-        turn = upright_turn(square_crop(frame, box), classifier)
+        turn = upright_turn(square_crop(frame, box), classifier) if orientation else 0
         turns.append(0 if turn is None else turn)
         notes += hidden_parts(frame, box)
     votes = {t: turns.count(t) for t in set(turns)}

@@ -271,14 +271,17 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
                        detector: faces.FaceDetector | None = None, full_frame: bool = False, every: int = 3,
                        min_face_fraction: float = 0.25, n_decoded: int | None = None,
                        notes: list[str] | None = None, track: faces.FaceTrack | None = None,
-                       display_side: int | None = None) -> VideoSample:
+                       known_turn: int | None = None, display_side: int | None = None) -> VideoSample:
     """The face half of :func:`clip_frames` for frames already sampled: boxes (landmarks,
     else ``detector`` tracked over every ``every``-th frame, else whole frames with
     ``full_frame``), crops and status. ``frames`` (n, h, w, 3) uint8, ``times`` (n,) s,
     ``video_size`` the original ``(width, height)`` the landmarks are in (0 = the
     frames' own size). Use it for windows of a long clip decoded once; ``track``: the
     detector's track of these frames when the caller already ran it
-    (:func:`face_samples` detects on many windows' frames in one batch).
+    (:func:`face_samples` detects on many windows' frames in one batch);
+    ``known_turn``: the clockwise turn (0, 90, 180, 270) the caller already judged these
+    frames' face to need (:func:`face_samples` judges it once over a batch of windows;
+    frames with no face found are then not searched turned), None to judge it here.
 
     With a detector, the face is checked (:func:`pipeline.core.face_checks.check_faces`):
     a face upside down or on its side is turned upright (the frames are turned and the
@@ -306,10 +309,13 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
         method = getattr(detector, "name", type(detector).__name__)
         if track is None:
             track = faces.track_faces(frames, detector, every=every, margin=params.crop_margin)
+        checks = None  # one look per window: the turn and the hidden parts come from it
         if not any(b is not None for b in track.boxes):
-            turn = find_turn(frames, detector)
+            turn = find_turn(frames, detector) if known_turn is None else known_turn
         elif track.chosen:
-            turn = face_checks.check_faces([frames[k] for k in track.keys], track.chosen).turn
+            checks = face_checks.check_faces([frames[k] for k in track.keys], track.chosen,
+                                             orientation=known_turn is None)
+            turn = checks.turn if known_turn is None else known_turn
         if turn:
             frames = np.stack([face_checks.turned(f, turn) for f in frames])
             track = faces.track_faces(frames, detector, every=every, margin=params.crop_margin)
@@ -320,8 +326,11 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
                     detail="; ".join(notes + [f"the face looked turned by {turn} degrees; turned upright, "
                                               f"{method} no longer found it"])), display_side)
             face_notes.append(face_checks.TURNED_NOTE[turn])
+            checks = None  # the turned frames are looked at afresh
         if track.chosen:
-            face_notes += face_checks.check_faces([frames[k] for k in track.keys], track.chosen).notes
+            if checks is None:  # (the turn is settled: occlusion only)
+                checks = face_checks.check_faces([frames[k] for k in track.keys], track.chosen, orientation=False)
+            face_notes += checks.notes
         boxes, seen, seen_note = track.boxes, track.faces_seen, track.note
     found = sum(b is not None for b in boxes)
     as_tuples = [None if b is None else b.as_tuple() for b in boxes]
@@ -384,14 +393,20 @@ def face_samples(windows: Sequence[tuple[np.ndarray, np.ndarray]], params: Prepr
                  video_size: tuple[int, int] = (0, 0), landmarks_path: str | Path | None = None,
                  detector: faces.FaceDetector | None = None, full_frame: bool = False, every: int = 3,
                  n_decoded: int | None = None, notes: list[str] | None = None,
-                 display_side: int | None = None) -> list[VideoSample]:
+                 display_side: int | None = None, expect_turn: int | None = None) -> list[VideoSample]:
     """:func:`sample_from_frames` of consecutive windows' ``(times (n,), frames (n, h, w,
     3))`` of one clip. With a detector, the windows' frames are tracked as one sequence
     (:func:`pipeline.core.faces.track_faces`: the detector on every ``every``-th frame, boxes
     interpolated between), the detections made in batches
     (:func:`pipeline.core.faces.detect_many`: MTCNN costs about 2.5 times less per frame in a
-    batch), so the followed face carries over from one window to the next. ``display_side``:
-    see :func:`sample_from_frames`."""
+    batch), so the followed face carries over from one window to the next. Several
+    windows are looked at coarse to fine (:func:`pipeline.core.faces.detect_coarse_to_fine`:
+    every ``2 * every``-th frame, the frames between where the face moved), and the turn
+    that makes the face upright is judged once over all of them
+    (:func:`pipeline.core.face_checks.check_faces` on up to five of their key frames);
+    ``expect_turn``: the turn earlier windows of the clip were judged to need, taken
+    when one key frame agrees (judged on up to five when it does not).
+    ``display_side``: see :func:`sample_from_frames`."""
     if not windows:
         return []
     if full_frame or landmarks_path:
@@ -411,10 +426,18 @@ def face_samples(windows: Sequence[tuple[np.ndarray, np.ndarray]], params: Prepr
     shape = windows[0][1].shape[1:]
     frames_all = [f if f.shape == shape else _fit(f, shape) for _, frames in windows for f in frames]
     n_all = len(frames_all)
-    keys = faces.track_keys(n_all, every)
-    found = faces.detect_many(detector, [frames_all[k] for k in keys], DETECT_SIDE)
+    keys, found = faces.detect_coarse_to_fine(detector, frames_all, every, DETECT_SIDE)
     track = faces.track_from_detections(keys, found, n_all, (shape[1], shape[0]), every=every,
                                         margin=params.crop_margin)
+    # one judgement of the turn for the batch (None, each window searching on its own,
+    # when no face was found upright in any of them)
+    turn = None
+    if any(c is not None for c in track.chosen):
+        keyed = [frames_all[k] for k in track.keys]
+        if expect_turn is not None:
+            turn = face_checks.check_faces(keyed, track.chosen, max_checked=1).turn
+        if turn is None or turn != expect_turn:
+            turn = face_checks.check_faces(keyed, track.chosen).turn
     out, at = [], 0
     for (times, frames), n in zip(windows, lengths):
         mine = [c for k, c in zip(keys, track.counts) if at <= k < at + n]
@@ -426,7 +449,7 @@ def face_samples(windows: Sequence[tuple[np.ndarray, np.ndarray]], params: Prepr
         at += n
         out.append(sample_from_frames(frames, times, params, video_size=video_size, detector=detector,
                                       every=every, n_decoded=n_decoded, notes=notes, track=part,
-                                      display_side=display_side))
+                                      known_turn=turn, display_side=display_side))
     return out
 
 
@@ -596,12 +619,17 @@ class WindowFaces:
     code that releases the GIL, so decoding and face finding use both cores); at most
     :data:`BATCHES_WAITING` batches wait for it, which bounds the frames held. Batches are
     handled in order, each with the settings ``face_kw`` had when it was handed over;
-    :meth:`flush` waits for all of them, and re-raises a worker's error.
+    :meth:`flush` waits for all of them, and re-raises a worker's error. ``then``: called
+    with each batch's samples once they are made (in the worker with ``background``),
+    for work on them that should overlap the decoding (the face model's answers);
+    its time is not in ``seconds``.
     """
 
     def __init__(self, params: Preprocessing, *, batch: int = 8, display: int | None = None,
-                 background: bool = False, **face_kw) -> None:
+                 background: bool = False, then: Callable[[list[VideoSample]], None] | None = None,
+                 **face_kw) -> None:
         self.params = params
+        self.then = then
         self.batch = max(1, int(batch))
         self.display = display  # frames kept per window for showing (None: all)
         self.background = bool(background)
@@ -611,6 +639,7 @@ class WindowFaces:
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._pool = None
         self._running: list = []  # (pending windows, future of (samples, seconds)), oldest first
+        self._turn: int | None = None  # the turn the last batch with a face needed
 
     def __call__(self, k: int, times: np.ndarray, frames: np.ndarray) -> None:
         self._pending.append((k, times, frames))
@@ -623,17 +652,25 @@ class WindowFaces:
         import time
 
         start = time.perf_counter()
-        done = face_samples([(t, f) for _, t, f in pending], self.params, **face_kw)
-        return done, time.perf_counter() - start
+        side = face_kw.pop("display_side", None)  # shrunk below, once the shown frames are picked
+        done = face_samples([(t, f) for _, t, f in pending], self.params, expect_turn=self._turn, **face_kw)
+        # (batches are made one after another, in order: the next one expects this turn)
+        self._turn = next((s.turn for s in done if s.frames_with_face), self._turn)
+        for sample in done:
+            if self.display is not None and len(sample.frames) > self.display:
+                keep = np.unique(np.linspace(0, len(sample.frames) - 1, max(1, self.display)).round().astype(int))
+                sample.frames = np.ascontiguousarray(sample.frames[keep])
+                sample.display_index = keep
+            _for_display(sample, side)
+        seconds = time.perf_counter() - start
+        if self.then is not None:  # (in the worker too: the next batch decodes meanwhile)
+            self.then(done)
+        return done, seconds
 
     def _keep(self, pending: list[tuple[int, np.ndarray, np.ndarray]],
               found: tuple[list[VideoSample], float]) -> None:
         done, seconds = found
         for (k, _, _), sample in zip(pending, done):
-            if self.display is not None and len(sample.frames) > self.display:
-                keep = np.unique(np.linspace(0, len(sample.frames) - 1, max(1, self.display)).round().astype(int))
-                sample.frames = np.ascontiguousarray(sample.frames[keep])
-                sample.display_index = keep
             self.samples[k] = sample
         self.seconds += seconds
 

@@ -308,10 +308,13 @@ class _VideoPlan:
             detector = bundle.face_detector()
         n_windows = len(spans) if spans is not None else max(1, int(MAX_SECONDS // first.params.duration))
         display = None if single else max(1, -(-params.n_frames // n_windows))
+        self.branch = branch
+        self.proba: dict[int, np.ndarray] = {}  # id(sample) -> its (C,) answer
+        self.predict_seconds = 0.0
         self.faces = video_mod.WindowFaces(params, display=display, video_size=(info.width, info.height),
                                            landmarks_path=landmarks_path, detector=detector,
                                            full_frame=branch.full_frame, every=every, display_side=DISPLAY_SIDE,
-                                           background=True)
+                                           background=True, then=self.predict)
         step = 1.0 / info.video_fps if info.video_fps > 0 else 1 / 30.0
         if single:
             seconds = min(info.video_duration or info.duration, MAX_SECONDS)
@@ -321,6 +324,18 @@ class _VideoPlan:
         self.sampler = video_mod.WindowSampler(
             params.n_frames, plan, single=single, span=first.params.duration,
             single_until=first.params.offset + 1.5 * first.params.duration, step=step, on_window=self.faces)
+
+
+    def predict(self, samples: list[Any]) -> None:
+        """The face model's answers for one batch of windows with usable faces, in the
+        face worker while the decoder goes on (one call for the batch:
+        :func:`predict_crops`), kept in :attr:`proba`."""
+        usable = [s for s in samples if s.ok and id(s) not in self.proba]
+        if usable:
+            start = time.perf_counter()
+            for s, p in zip(usable, predict_crops(self.branch, [s.crops for s in usable])):
+                self.proba[id(s)] = p
+            self.predict_seconds += time.perf_counter() - start
 
 
 def _frame_side(bundle: Any, landmarks_path: str | None) -> int:
@@ -337,8 +352,9 @@ def _frame_side(bundle: Any, landmarks_path: str | None) -> int:
 
 def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[float, float]], single: bool,
            timings: dict[str, float]) -> _VideoOut:
-    """Finish the video branch once the clip is decoded: the last windows' faces, then
-    one batch of predictions for every window with a usable face; abstain without."""
+    """Finish the video branch once the clip is decoded: the last windows' faces and
+    the face model's answers for every window with a usable face (most already given
+    batch by batch during the decode, :meth:`_VideoPlan.predict`); abstain without."""
     from pipeline.core import video as video_mod
 
     branch = bundle.video
@@ -371,12 +387,15 @@ def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[fl
     display = samples[0] if single or failed is not None else _display_sample(samples, params.n_frames)
     usable = [i for i, s in enumerate(samples) if s.ok]
     by_index: dict[int, np.ndarray] = {}
-    if usable:
+    if usable:  # (answered batch by batch in the face worker; what is left, here)
         with _timer(timings, "predict_video"):
-            distinct = sorted({id(samples[i]): i for i in usable}.values())
-            proba = predict_crops(branch, [samples[i].crops for i in distinct])
-            first = dict(zip((id(samples[i]) for i in distinct), proba))
-            by_index = {i: first[id(samples[i])] for i in usable}
+            known = plan.proba
+            distinct = sorted({id(samples[i]): i for i in usable if id(samples[i]) not in known}.values())
+            if distinct:
+                known.update(zip((id(samples[i]) for i in distinct),
+                                 predict_crops(branch, [samples[i].crops for i in distinct])))
+            by_index = {i: known[id(samples[i])] for i in usable}
+        timings["predict_video"] += plan.predict_seconds
     results: list[BranchResult] = []
     for i, s in enumerate(samples):
         note = f"face in {s.frames_with_face} of {len(s.times)} frames" if not branch.full_frame else "whole frames"

@@ -56,6 +56,17 @@ def test_every_markdown_construct_is_literal(name: str) -> None:
     assert not re.search(r"(?<!\\)[$:\[]", plain(name))  # Streamlit's directives, math: all escaped
 
 
+def test_only_link_like_text_gets_word_joiners() -> None:
+    """A message copied from the page holds no invisible characters unless it held a URL
+    or an address (the joiners exist only to break GFM autolinks)."""
+    from dashboard.text import JOINER, plain
+
+    for said in ("Could not calibrate: too short (0.4 s of speech)", "clip@2x: 10:30 am", "ratio 1:2 / 3"):
+        assert JOINER not in plain(said), said
+    for said in ("see https://example.com", "ftp://host", "me@example.com", "www.example.com"):
+        assert JOINER in plain(said), said
+
+
 def test_line_breaks_and_direction_overrides_are_removed() -> None:
     from dashboard.text import plain
 
