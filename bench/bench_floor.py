@@ -14,7 +14,8 @@
 each after the bundle is loaded and one warm-up call on the 4 s clip, in a fresh
 interpreter per clip and code (memory figures do not leak): median, min and max wall
 time over ``--repeats`` calls, CPU time, peak resident memory (VmHWM reset before the
-call), stage times, and the ratios new / floor and new / before; the winners (clip and
+call) and peak private memory (RssAnon sampled every 20 ms: without the mapped library
+files), stage times, and the ratios new / floor and new / before; the winners (clip and
 every window) of before and new, and how often they agree. ``cli`` times
 ``python -m pipeline predict --json`` from a cold interpreter (start-up included) on the
 4 s and 5 min clips, and its refusal of an empty file and of a text file. The 1-minute
@@ -184,6 +185,31 @@ def _winners(result: Any) -> dict[str, Any]:
                         for w in (result.timeline or [])]}
 
 
+class _AnonPeak:
+    """The highest ``RssAnon`` (the process's private memory: heaps, arrays, model
+    weights; not the shared-library pages that ``VmHWM`` also counts: TensorFlow's import
+    alone maps ~515 MB of them) sampled every 20 ms while the ``with`` block runs, in MB."""
+
+    def __enter__(self) -> "_AnonPeak":
+        import threading
+
+        self.mb, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while True:
+            self.mb = max(self.mb, round(clips._status_kb("RssAnon") / 1024))
+            if self._stop.wait(0.02):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.mb = max(self.mb, round(clips._status_kb("RssAnon") / 1024))
+
+
 def run_clip(bundle_dir: str, clip: str, warm_clip: str, repeats: int, with_floor: bool) -> dict[str, Any]:
     """In the child: load the bundle, warm up, then (optionally) the two floors and the
     analysis, alternating, ``repeats`` times."""
@@ -196,7 +222,7 @@ def run_clip(bundle_dir: str, clip: str, warm_clip: str, repeats: int, with_floo
     t0 = time.perf_counter()
     analyze(warm_clip, bundle)
     warm_s = time.perf_counter() - t0
-    walls, cpus, peaks, loads, f_all, f_sampled = [], [], [], [], [], []
+    walls, cpus, peaks, anon, loads, f_all, f_sampled = [], [], [], [], [], [], []
     result, stages = None, {}
     for _ in range(max(1, repeats)):
         if with_floor:
@@ -204,15 +230,18 @@ def run_clip(bundle_dir: str, clip: str, warm_clip: str, repeats: int, with_floo
             f_sampled.append(floor_sampled(clip, bundle))
         loads.append(round(os.getloadavg()[0], 2))
         reset = clips._reset_peak()
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = analyze(clip, bundle)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+        with _AnonPeak() as private:
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = analyze(clip, bundle)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        anon.append(private.mb)
         peaks.append(round(clips._status_kb("VmHWM") / 1024) if reset else None)
         stages = {k: round(v, 3) for k, v in result.timings.items()}
     out: dict[str, Any] = {
         "load_bundle_s": round(load_s, 3), "warm_up_s": round(warm_s, 3), "wall_s": _spread(walls),
         "cpu_s_median": round(statistics.median(cpus), 3), "peak_rss_mb": max((p for p in peaks if p), default=None),
+        "peak_private_mb": max(anon), "rss_file_mb_after": round(clips._status_kb("RssFile") / 1024),
         "stages_s_last": stages, "load_avg_1min": loads, "clip_seconds": round(float(result.duration), 2),
         "winners": _winners(result), "machine": machine(),
     }
