@@ -41,9 +41,8 @@ def can_calibrate(meta: dict[str, Any]) -> bool:
 def panel(bundle_dir: str, where: str) -> None:
     """The calibration expander: record or upload calm speech, use it, or forget it.
     Shown only for a bundle that can use it; the bundle is loaded only on "use"."""
-    from dashboard import state, text
-    from pipeline.core.media import MediaError, accepted_types
-    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
+    from dashboard import failures, state
+    from pipeline.core.media import accepted_types
     from pipeline.serve.speaker import MIN_CALIBRATION_SECONDS
 
     try:
@@ -75,9 +74,8 @@ def panel(bundle_dir: str, where: str) -> None:
             try:
                 # decoded in the worker process, like every file a visitor brings
                 st.session_state[KEY] = state.voice_stats(source.getvalue(), bundle_dir)
-            except (MediaError, ValueError, WorkerCrashed) as err:
-                st.error(f"Could not calibrate: {text.plain(text.refusal(err, getattr(source, 'name', '') or 'the recording'))}")
-            except WorkerBusy:
-                st.error(text.busy_words("your recording"))
+            except failures.kinds() as err:  # worded as on Analyze
+                said = failures.explain(err, getattr(source, "name", "") or "the recording")
+                st.error(f"Could not calibrate. {said.message}")
             else:
                 st.rerun()

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from dashboard import calibration, charts, explain_charts, explain_view, folders, state, text
+from dashboard import calibration, charts, explain_charts, explain_view, failures, folders, state, text
 from pipeline.core import media as media_types
 
 UPLOAD_TYPES = media_types.accepted_types()  # the one list: pipeline.core.media.ACCEPTED_EXTENSIONS
@@ -372,25 +372,8 @@ def render(analysis: Any, clip: Clip) -> None:
     render_provenance(analysis)
 
 
-def crash_words(name: str, err: Any) -> str:
-    """What the visitor reads when their file ended the worker process (``name``
-    already escaped): what happened, that nothing else was affected, what to try."""
-    if getattr(err, "timed_out", False):
-        return (f"{name}: {err}. Try a shorter clip, or trim this one; the next file is analysed "
-                "as usual.")
-    how = f" ({err.signal_name})" if getattr(err, "signal_name", "") else ""
-    return (f"{name}: decoding this file crashed the analysis process{how}. Only this file was "
-            "affected: the app keeps running and the next file is analysed by a fresh process "
-            "(the first one loads the models again, a few seconds). Try converting the file, "
-            "for example to a mono WAV or an H.264 MP4.")
-
-
 def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
     """The one call into the pipeline, with a progress indicator and plain errors."""
-    from pipeline.serve.bundle import BundleError
-    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
-    from pipeline.core.media import MediaError
-
     name = text.plain(clip.name)  # a file name is the visitor's text, never Markdown
     label = f"Analysing {name}: decoding, listening, finding the face, predicting..."
     if state.worker_busy():  # one file at a time, for every visitor of this server
@@ -403,30 +386,10 @@ def run_analysis(clip: Clip, bundle_dir: str, detector: str) -> Any | None:
             else:
                 analysis = state.analyze_path(clip.media, bundle_dir, clip.landmarks, detector,
                                               **calibration.kwargs())
-        except MediaError as err:
-            status.update(label="This file cannot be analysed", state="error", expanded=True)
-            st.error(f"{text.plain(folders.scrub(text.refusal(err, clip.name)))}. "
-                     f"Try another file: {media_types.accepted_text()}.")
-            return None
-        except BundleError as err:
-            status.update(label="The models cannot be loaded", state="error", expanded=True)
-            st.error(text.plain(folders.scrub(err)))
-            return None
-        except WorkerCrashed as err:
-            status.update(label="This file stopped the analysis", state="error", expanded=True)
-            st.error(crash_words(name, err))
-            return None
-        except WorkerBusy:
-            status.update(label="The server is busy", state="error", expanded=True)
-            st.error(text.busy_words(name))
-            return None
-        except folders.FolderRefused as err:
-            status.update(label="This file cannot be analysed", state="error", expanded=True)
-            st.error(text.plain(err))
-            return None
-        except ValueError as err:
-            status.update(label="This clip cannot be analysed", state="error", expanded=True)
-            st.error(f"{name}: {text.plain(str(err).splitlines()[0]) if str(err) else 'bad input'}")
+        except failures.kinds() as err:
+            said = failures.explain(err, clip.name)
+            status.update(label=said.title, state="error", expanded=True)
+            st.error(said.message)
             return None
         total = analysis.timings.get("total", sum(analysis.timings.values()))
         analysed = float(getattr(analysis, "analysed", analysis.duration))

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import explain_charts, explain_view, folders, state, text
+from dashboard import explain_charts, explain_view, failures, folders, state, text
 from pipeline.core import media as media_types
 
 
@@ -73,10 +73,6 @@ def main() -> None:
         a = pick("A")
     with right:
         b = pick("B")
-    from pipeline.core.media import MediaError
-    from pipeline.serve.bundle import BundleError
-    from pipeline.serve.isolation import WorkerBusy, WorkerCrashed
-
     for col, side, chosen in ((left, "A", a), (right, "B", b)):
         if chosen is None:
             continue
@@ -85,19 +81,8 @@ def main() -> None:
             try:
                 with st.spinner(f"Analysing {text.plain(name)}..."):
                     analysis = state.analyze(data, str(settings.bundle))
-            except MediaError as err:
-                st.error(text.plain(text.refusal(err, name)))
-                continue
-            except (BundleError, ValueError) as err:
-                st.error(f"{text.plain(name)}: {text.plain(str(err).splitlines()[0] if str(err) else 'bad input')}")
-                continue
-            except WorkerBusy:
-                st.error(text.busy_words(text.plain(name)))
-                continue
-            except WorkerCrashed as err:  # the file ended the worker process, not the app
-                how = f" ({err.signal_name})" if err.signal_name else ""
-                st.error(f"{text.plain(name)}: {err}{how}. Only this file was affected; try converting it "
-                         "(for example to a mono WAV or an H.264 MP4).")
+            except failures.kinds() as err:  # worded as on Analyze
+                st.error(failures.explain(err, name).message)
                 continue
             column(side, name, analysis, str(settings.bundle))
 

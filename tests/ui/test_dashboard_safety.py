@@ -488,3 +488,29 @@ def test_compare_refusals_name_the_file(app_env, monkeypatch, bundle_meta: Path)
     at.file_uploader(key="compare_B").set_value(("b.wav", b"RIFF", "audio/wav")).run()
     assert not at.exception, at.exception
     assert any("nothing is wrong with it" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("page", ["analyze", "compare"])
+def test_a_failure_reads_the_same_on_every_page(app_env, monkeypatch, bundle_meta: Path, page: str) -> None:
+    """Analyze and Compare word a failed analysis from one mapping (dashboard.failures):
+    the crash of the worker on a visitor's file, and a bundle that cannot be loaded."""
+    from dashboard import failures, state
+    from pipeline.serve.bundle import BundleError
+    from pipeline.serve.isolation import WorkerCrashed
+
+    def fail(data: bytes, bundle_dir: str, detector: str = "bundle", **kw: Any) -> Any:
+        if data == b"crash":
+            raise WorkerCrashed("the analysis process ended", signal_name="SIGSEGV")
+        raise BundleError("bundle.json lists no models")
+
+    monkeypatch.setattr(state, "analyze", fail)
+    at = app_env(page, bundle=bundle_meta)
+    key = "upload" if page == "analyze" else "compare_A"
+    at.file_uploader(key=key).set_value(("take [1].wav", b"crash", "audio/wav")).run()
+    assert not at.exception, at.exception
+    expected = failures.explain(WorkerCrashed("the analysis process ended", signal_name="SIGSEGV"), "take [1].wav")
+    assert at.error[0].value == expected.message
+    assert "crashed the analysis process (SIGSEGV)" in expected.message and "take \\[1\\]\\.wav" in expected.message
+    at.file_uploader(key=key).set_value(("b.wav", b"RIFF", "audio/wav")).run()
+    assert not at.exception, at.exception
+    assert at.error[0].value == failures.explain(BundleError("bundle.json lists no models"), "b.wav").message
