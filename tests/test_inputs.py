@@ -616,13 +616,55 @@ def test_predict_refuses_missing_paths_and_bad_landmarks_up_front(tiny_bundle, t
     from pipeline.entry.cli import main
 
     clip = write_wav(tmp_path / "voice.wav", speech(2.0))
+    empty_folder = tmp_path / "empty"
+    empty_folder.mkdir()
+    (empty_folder / "notes.txt").write_text("not a clip")
     for args, said in ((["predict", str(tmp_path / "nope.wav")], "no such file"),
-                       (["predict", str(tmp_path)], "is a folder"),
+                       (["predict", str(empty_folder)], "holds no clip or photo"),
                        (["predict", str(clip), "--landmarks", str(tmp_path / "none.csv")], "landmark file not found"),
                        (["predict", str(clip), "--landmarks", str(clip)], "")):
         assert main([*args, "--bundle", str(tiny_bundle.path)]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("error: ") and said in err and err.count("\n") == 1, err
+
+
+def test_predict_answers_several_clips_with_the_models_loaded_once(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """A folder of clips, or several names, is answered in one process: the bundle loads
+    once, --json prints one object per line (JSON Lines), a file that cannot be analysed
+    is reported on stderr while the others are answered, and the exit code says so."""
+    import json
+
+    from pipeline.entry.cli import main
+    from pipeline.serve import bundle as bundle_mod
+
+    loads = []
+    real_load = bundle_mod.load_bundle
+    monkeypatch.setattr(bundle_mod, "load_bundle", lambda *a, **kw: loads.append(a) or real_load(*a, **kw))
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    write_wav(folder / "b.wav", speech(2.0, seed=3))
+    write_wav(folder / "a.wav", speech(2.0, seed=2))
+    (folder / "notes.txt").write_text("not a clip: left out")
+    (folder / "c.mp3").write_bytes(b"")  # an empty file: refused before the models load
+    assert main(["predict", str(folder), "--json", "--bundle", str(tiny_bundle.path)]) == 2
+    out, err = capsys.readouterr()
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert [Path(a["source"]).name for a in answers] == ["a.wav", "b.wav"]  # sorted, one line each
+    assert all(a["audio"]["status"] for a in answers)
+    assert err.count("\n") == 1 and err.startswith("error: ") and "c.mp3" in err and "empty" in err, err
+    assert len(loads) == 1
+    # every file good: exit 0; text answers one after another
+    assert main(["predict", str(folder / "a.wav"), str(folder / "b.wav"), "--bundle", str(tiny_bundle.path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("a.wav: ") == 1 and out.count("b.wav: ") == 1 and not err
+    # nothing usable: said once, no model loaded
+    loads.clear()
+    assert main(["predict", str(folder / "c.mp3"), str(tmp_path / "nope.wav"), "--bundle", str(tiny_bundle.path)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 2 files can be analysed" in err and err.count("\n") == 3 and not loads
+    # a landmark file belongs to one clip
+    assert main(["predict", str(folder), "--landmarks", str(tmp_path / "x.csv"), "--bundle", str(tiny_bundle.path)]) == 2
+    assert "--landmarks belongs to one clip" in capsys.readouterr().err
 
 
 def test_a_name_with_a_newline_stays_one_line(tiny_bundle, tmp_path, capsys):

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from pipeline.core import media, paths  # media: numpy only, no decoder loaded at import
 from pipeline.core.corpora import CORPORA
@@ -117,45 +117,104 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- predict
+def _clips_named(names: Sequence[str]) -> list[str]:
+    """The files ``predict`` analyses: each name as given, a folder replaced by the files
+    directly inside it whose extension the decoder accepts (:data:`media.ACCEPTED_EXTENSIONS`),
+    sorted by name (a folder with none is a :class:`UserError`)."""
+    clips: list[str] = []
+    for name in names:
+        folder = Path(name)
+        if not folder.is_dir():
+            clips.append(name)
+            continue
+        inside = sorted(str(f) for f in folder.iterdir()
+                        if f.suffix.lower() in media.ACCEPTED_EXTENSIONS and not f.name.startswith("."))
+        if not inside:
+            raise UserError(f"{media.printable(name)} holds no clip or photo ({media.accepted_text()})")
+        clips += inside
+    return clips
+
+
+def _refused(err: Exception) -> str:
+    """The one line a refused file gets on stderr."""
+    said = str(err).strip()
+    return f"error: {said.splitlines()[0] if said else type(err).__name__}"
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    clip = media.check_path(args.clip)  # missing, a folder, a pipe or device, unreadable
+    clips = _clips_named(args.clip)
+    several = len(clips) > 1
     if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
+        if several:
+            raise UserError("--landmarks belongs to one clip: name that one clip with it")
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
-    media.check_input(clip)  # empty, cut short, not media: refused before any model loads
+    usable, failed = [], 0
+    for clip in clips:  # missing, a folder, a pipe or device, empty, cut short, not media:
+        try:            # refused before any model loads
+            media.check_input(media.check_path(clip))
+        except media.MediaError as err:
+            if not several:
+                raise
+            print(_refused(err), file=sys.stderr)
+            failed += 1
+        else:
+            usable.append(clip)
+    if not usable:
+        print(f"error: none of the {len(clips)} files can be analysed", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     from pipeline.serve.bundle import load_bundle
     from pipeline.serve.inference import analyze
 
-    bundle = load_bundle(args.bundle or paths.default_bundle())
+    bundle = load_bundle(args.bundle or paths.default_bundle())  # once for every clip
     detector = None
     if args.detector:
         from pipeline.core.faces import make_detector
 
         detector = make_detector(args.detector)
-    result = analyze(args.clip, bundle, detector, landmarks_path=args.landmarks)
+    for clip in usable:
+        try:
+            result = analyze(clip, bundle, detector, landmarks_path=args.landmarks)
+        except media.MediaError as err:  # what only decoding finds (a damaged stream)
+            if not several:
+                raise
+            print(_refused(err), file=sys.stderr)
+            failed += 1
+            continue
+        _print_answer(result, bundle, args, several)
+        if not (result.audio.ok or result.video.ok):
+            print(f"error: nothing usable in {media.printable(clip)}: audio: {result.audio.status}; "
+                  f"video: {result.video.status}", file=sys.stderr)
+            failed += 1
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _print_answer(result: Any, bundle: Any, args: argparse.Namespace, several: bool) -> None:
+    """One clip's answer on stdout: text, or JSON (indented for one clip; one line per
+    clip, JSON Lines, for several)."""
     explained = None
     if args.explain:
-        from pipeline.serve.explain import explain, describe_explanation
+        from pipeline.serve.explain import explain
 
         explained = explain(result, bundle, heatmaps=False)  # heatmaps are pictures: the dashboard's
     if args.json:
         out = result.to_json()
         if explained is not None:
             out["explanation"] = explained.to_json()
-        print(json.dumps(out, indent=2))
-    else:
-        from pipeline.serve.inference import describe
+        print(json.dumps(out) if several else json.dumps(out, indent=2), flush=True)
+        return
+    from pipeline.serve.inference import describe
 
-        print(describe(result))
-        if explained is not None:
-            print(describe_explanation(explained))
-    if not (result.audio.ok or result.video.ok):
-        print(f"error: nothing usable in {args.clip}: audio: {result.audio.status}; "
-              f"video: {result.video.status}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    if several:
+        print()
+    print(describe(result))
+    if explained is not None:
+        from pipeline.serve.explain import describe_explanation
+
+        print(describe_explanation(explained))
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -336,10 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a speaker-normalised voice model: neutral=RUN or session=RUN (a run variant with an "
                         "all-0 fold); also fits the held-out temperatures and the training features' reference")
 
-    p = add("predict", _cmd_predict, "Predict the emotion of an audio or video clip, or of a face in a photo.")
-    p.epilog = ("An empty, cut-short or non-media file is refused before the bundle loads. A file name "
-                "that starts with '-' needs -- before it: python -m pipeline predict -- -name.wav")
-    p.add_argument("clip", help=f"the file to analyse: {media.accepted_text()}")
+    p = add("predict", _cmd_predict, "Predict the emotion of audio or video clips, or of a face in a photo.")
+    p.epilog = ("An empty, cut-short or non-media file is refused before the bundle loads. Several clips "
+                "(or folders of them) are answered with the models loaded once: --json then prints one "
+                "object per line (JSON Lines); a file that cannot be analysed is reported on stderr, the "
+                "others are answered, and the exit code is 2. A file name that starts with '-' needs -- "
+                "before it: python -m pipeline predict -- -name.wav")
+    p.add_argument("clip", nargs="+",
+                   help=f"the files to analyse, or folders of them: {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--explain", action="store_true",
