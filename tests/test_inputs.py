@@ -792,3 +792,54 @@ def test_a_clipped_recording_is_noted(tmp_path):
     assert not any("clipped" in n for n in media.decode(tmp_path / "loud_float.wav", sample_rate=16000).notes)
     sf.write(tmp_path / "hot_float.wav", np.clip(40.0 * y, -1.0, 1.0).astype(np.float32), SR, subtype="FLOAT")
     assert any("clipped" in n for n in media.decode(tmp_path / "hot_float.wav", sample_rate=16000).notes)
+
+
+def _wav_with_trailer(path: Path, y: np.ndarray | bytes, declared: int | None, trailer: bytes) -> Path:
+    """16-bit mono WAV at SR whose 'data' chunk states ``declared`` bytes (None: the
+    truth), followed by the RIFF chunks ``trailer``; ``y`` samples, or the PCM bytes."""
+    import struct
+
+    pcm = y if isinstance(y, bytes) else (np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, SR, SR * 2, 2, 16)
+    size = len(pcm) if declared is None else declared
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + pcm + trailer)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+
+    return kind + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+
+
+@pytest.mark.parametrize("declared", [0, 0xFFFFFFFF, 10**9])
+def test_a_wav_header_without_the_sounds_length_does_not_read_metadata_as_sound(tmp_path, declared):
+    """Recorders and streaming writers leave the 'data' length at 0 or 0xFFFFFFFF; FFmpeg
+    then reads to the end of the file, and metadata written after the sound (LIST,
+    padding) became 0.6 s of full-scale noise. The sound ends where the metadata begins."""
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR).astype(np.float32)
+    trailer = _chunk(b"LIST", b"INFOISFT" + (14).to_bytes(4, "little") + b"Lavf58.76.100\0") \
+        + _chunk(b"JUNK", bytes(range(256)) * 78 + b"\x01")
+    clip = _wav_with_trailer(tmp_path / "streamed.wav", y, declared, trailer)
+    assert media.wav_sound_seconds(clip) == pytest.approx(2.0)
+    decoded = media.decode(clip, sample_rate=SR)
+    assert decoded.waveform.size == 2 * SR and decoded.info.duration == pytest.approx(2.0)
+    assert np.abs(decoded.waveform[-SR // 4:]).max() < 0.35 and not decoded.notes  # no noise, no "clipped"
+    assert media.load_audio(clip, SR).size == 2 * SR
+    assert media.load_audio(clip.read_bytes(), SR).size == 2 * SR  # an upload: the same
+
+
+def test_a_wav_whose_header_is_right_or_that_holds_no_metadata_is_read_as_before(tmp_path):
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR).astype(np.float32)
+    trailer = _chunk(b"LIST", b"INFOISFT" + (4).to_bytes(4, "little") + b"abc\0")
+    told = _wav_with_trailer(tmp_path / "told.wav", y, None, trailer)  # FFmpeg stops at the stated length
+    assert media.wav_sound_seconds(told) is None and media.load_audio(told, SR).size == SR
+    bare = _wav_with_trailer(tmp_path / "bare.wav", y, 0xFFFFFFFF, b"")  # a recording stopped early
+    assert media.wav_sound_seconds(bare) is None and media.load_audio(bare, SR).size == SR
+    # sound that happens to hold the bytes "LIST" is still sound: no chunks from there end the file
+    pcm = (0.3 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR) * 32767).astype("<i2").tobytes()
+    odd = _wav_with_trailer(tmp_path / "odd.wav", pcm[:-800] + b"LIST" + (5000).to_bytes(4, "little") + pcm[-792:], 0, b"")
+    assert media.wav_sound_seconds(odd) is None and media.load_audio(odd, SR).size == SR
+    assert media.wav_sound_seconds(tmp_path / "missing.wav") is None
+    assert media.wav_sound_seconds(b"RIFF\x00\x00\x00\x00WAVE") is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Union
@@ -190,6 +190,90 @@ def cut_short_reason(source: Source) -> str:
     if b"moov" not in seen and b"moof" not in seen:
         return "the index (moov) that a recording writes last is missing"
     return ""
+
+
+#: Chunks a WAV file may carry after its sound (RIFF metadata: LIST INFO, ID3 tags,
+#: Broadcast WAVE 'bext' (EBU Tech 3285), iXML, cue points, sampler and padding chunks).
+_WAV_TRAILERS: tuple[bytes, ...] = (b"LIST", b"JUNK", b"id3 ", b"ID3 ", b"bext", b"iXML", b"cue ", b"smpl",
+                                    b"inst", b"PAD ", b"FLLR", b"_PMX", b"axml", b"cart", b"fact", b"PEAK")
+#: Bytes at the end of a WAV file searched for the metadata that follows its sound.
+WAV_TAIL_BYTES: int = 1 << 20
+#: Declared 'data' sizes that mean "unknown": 0 and 0xFFFFFFFF, what recorders and
+#: streaming writers put before they know the length (and leave when they stop early).
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _chunks_reach_end(read: Callable[[int, int], bytes], offset: int, size: int) -> bool:
+    """Whether RIFF chunks (a 4-character printable ID, a little-endian 32-bit size, the
+    body padded to an even length) run from ``offset`` exactly to the end of a file of
+    ``size`` bytes (the last one's pad byte may be missing)."""
+    for _ in range(64):
+        header = read(offset, 8)
+        if len(header) < 8 or not all(0x20 <= c <= 0x7E for c in header[:4]):
+            return False
+        body = int.from_bytes(header[4:8], "little")
+        end = offset + 8 + body
+        if end == size or (body % 2 and end + 1 == size):
+            return True
+        offset = end + body % 2
+        if offset >= size:
+            return False
+    return False
+
+
+def wav_sound_seconds(source: Source) -> float | None:
+    """The length (seconds) of the sound in a WAV file (RIFF/WAVE) whose header does not
+    give it, when metadata chunks follow the sound; None otherwise (not a WAV file, a
+    header that gives the length, nothing recognisable after the sound).
+
+    A WAV header states the byte length of its 'data' chunk; recorders and streaming
+    writers put 0 or 0xFFFFFFFF there until they know it, and leave it so when they stop
+    early or write to a pipe. FFmpeg then reads to the end of the file and decodes any
+    metadata written after the sound (a LIST, ID3 or bext chunk) as noise. Here the last
+    :data:`WAV_TAIL_BYTES` are searched for the earliest chunk of :data:`_WAV_TRAILERS`,
+    on a sample-frame boundary, from which well-formed chunks run exactly to the end of
+    the file (Microsoft/IBM RIFF chunks; EBU Tech 3285): the sound ends there. Reads the
+    header and the tail only."""
+    try:
+        head, size, read = _head_and_size(source, 12)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset, block_align, byte_rate, data_start, declared = 12, 0, 0, 0, 0
+    for _ in range(64):  # the chunks before the sound: fmt, LIST, bext, ... then data
+        header = read(offset, 8)
+        if len(header) < 8:
+            return None
+        kind, body = header[:4], int.from_bytes(header[4:8], "little")
+        if kind == b"fmt ":
+            fmt = read(offset + 8, 16)
+            if len(fmt) < 16:
+                return None
+            byte_rate = int.from_bytes(fmt[8:12], "little")
+            block_align = int.from_bytes(fmt[12:14], "little")
+        elif kind == b"data":
+            data_start, declared = offset + 8, body
+            break
+        offset += 8 + body + body % 2
+        if offset >= size:
+            return None
+    if not data_start or byte_rate <= 0 or block_align <= 0:
+        return None
+    if declared not in _UNKNOWN_SIZES and data_start + declared <= size:
+        return None  # the header gives the length: FFmpeg stops there
+    tail_start = max(data_start, size - WAV_TAIL_BYTES)
+    tail = read(tail_start, size - tail_start)
+    ends = []
+    for kind in _WAV_TRAILERS:
+        at = tail.find(kind)
+        while at >= 0:
+            where = tail_start + at
+            if (where - data_start) % block_align == 0 and _chunks_reach_end(read, where, size):
+                ends.append(where)
+                break
+            at = tail.find(kind, at + 1)
+    return (min(ends) - data_start) / byte_rate if ends else None
 
 
 def _rotation(stream) -> int:
@@ -461,7 +545,22 @@ def load_audio(source: Source, sample_rate: int, *, max_seconds: float | None = 
     non-media or audio-less input.
     """
     with _open(source) as container:
-        return _read_audio(container, _name(source), sample_rate, max_seconds, notes)
+        sound_s = wav_sound_seconds(source) if _is_wav(container) else None
+        return _read_audio(container, _name(source), sample_rate, _sooner(max_seconds, sound_s), notes)
+
+
+def _is_wav(container) -> bool:
+    """Whether FFmpeg opened the file as WAV (only then is its header read again, by
+    :func:`wav_sound_seconds`)."""
+    return "wav" in str(getattr(getattr(container, "format", None), "name", "")).split(",")
+
+
+def _sooner(max_seconds: float | None, sound_seconds: float | None) -> float | None:
+    """Where to stop reading the sound: ``max_seconds``, or the end of the sound of a WAV
+    file whose header does not say (:func:`wav_sound_seconds`) when that comes first."""
+    if sound_seconds is None:
+        return max_seconds
+    return sound_seconds if max_seconds is None else min(max_seconds, sound_seconds)
 
 
 #: Most sound channels accepted: FFmpeg's resampler mixes at most 64 (``SWR_CH_MAX``);
@@ -799,12 +898,16 @@ def decode(source: Source, *, sample_rate: int | None = None, max_seconds: float
     began = time.perf_counter()
     with _open(source) as container:
         media = Media(name=name, info=_describe(container))
-        media.seconds["open"] = time.perf_counter() - began
         info = media.info
+        sound_s = wav_sound_seconds(source) if _is_wav(container) else None
+        if sound_s is not None:  # FFmpeg's estimate counts the metadata after the sound
+            media.info = info = replace(info, duration=sound_s)
+        media.seconds["open"] = time.perf_counter() - began
         if sample_rate and info.has_audio:
             start = time.perf_counter()
             try:
-                media.waveform = _read_audio(container, name, int(sample_rate), max_seconds, media.notes)
+                media.waveform = _read_audio(container, name, int(sample_rate), _sooner(max_seconds, sound_s),
+                                             media.notes)
                 media.sample_rate = int(sample_rate)
                 _note_cut_short(media.notes, "sound", media.heard_seconds,
                                 info.duration, max_seconds)
