@@ -653,15 +653,39 @@ def test_predict_answers_several_clips_with_the_models_loaded_once(tiny_bundle, 
     assert all(a["audio"]["status"] for a in answers)
     assert err.count("\n") == 1 and err.startswith("error: ") and "c.mp3" in err and "empty" in err, err
     assert len(loads) == 1
-    # every file good: exit 0; text answers one after another
-    assert main(["predict", str(folder / "a.wav"), str(folder / "b.wav"), "--bundle", str(tiny_bundle.path)]) == 0
+    # every file good: exit 0; text answers one after another, each headed by its path;
+    # a file named twice is answered once
+    a, b = str(folder / "a.wav"), str(folder / "b.wav")
+    assert main(["predict", a, b, a, "--bundle", str(tiny_bundle.path)]) == 0
     out, err = capsys.readouterr()
-    assert out.count("a.wav: ") == 1 and out.count("b.wav: ") == 1 and not err
-    # nothing usable: said once, no model loaded
+    assert out.startswith(f"== {a} ==\n") and out.count(f"\n\n== {b} ==\n") == 1 and out.count("a.wav: ") == 1
+    assert not err
+    # nothing usable: said once, no model loaded; a refused file named by its path as given
     loads.clear()
     assert main(["predict", str(folder / "c.mp3"), str(tmp_path / "nope.wav"), "--bundle", str(tiny_bundle.path)]) == 2
     err = capsys.readouterr().err
-    assert "none of the 2 files can be analysed" in err and err.count("\n") == 3 and not loads
+    assert f"error: {folder / 'c.mp3'} is empty" in err, err
+    assert "nothing to analyse: all 2 refused" in err and err.count("\n") == 3 and not loads
+    # an empty name (an unset variable) or a folder with no clip is refused on its own line;
+    # the other names are still answered
+    empty_folder = tmp_path / "nothing"
+    empty_folder.mkdir()
+    (empty_folder / "take.wav").mkdir()  # a folder named like a clip is not one
+    assert main(["predict", "", str(empty_folder), a, "--json", "--bundle", str(tiny_bundle.path)]) == 2
+    out, err = capsys.readouterr()
+    assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["a.wav"]
+    assert "an empty name was given" in err and "nothing holds no clip or photo" in err and err.count("\n") == 2
+    # a folder of one clip still prints JSON Lines: the format does not depend on the count
+    one = tmp_path / "one"
+    one.mkdir()
+    write_wav(one / "take10.wav", speech(2.0))
+    write_wav(one / "take2.wav", speech(2.0))
+    assert main(["predict", str(one), "--json", "--bundle", str(tiny_bundle.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [Path(json.loads(line)["source"]).name for line in lines] == ["take2.wav", "take10.wav"]  # natural order
+    (one / "take10.wav").unlink()
+    assert main(["predict", str(one), "--json", "--bundle", str(tiny_bundle.path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
     # a landmark file belongs to one clip
     assert main(["predict", str(folder), "--landmarks", str(tmp_path / "x.csv"), "--bundle", str(tiny_bundle.path)]) == 2
     assert "--landmarks belongs to one clip" in capsys.readouterr().err
@@ -843,3 +867,30 @@ def test_a_wav_whose_header_is_right_or_that_holds_no_metadata_is_read_as_before
     assert media.wav_sound_seconds(odd) is None and media.load_audio(odd, SR).size == SR
     assert media.wav_sound_seconds(tmp_path / "missing.wav") is None
     assert media.wav_sound_seconds(b"RIFF\x00\x00\x00\x00WAVE") is None
+
+
+def test_damaged_pictures_and_containers_are_refused_in_our_words_only(tmp_path, capfd):
+    """A damaged BMP made OpenCV print its own error line before ours; an MP4 damaged
+    inside was called "cut short" with its garbage bytes shown as a box name."""
+    with pytest.raises(media.MediaError, match="not a readable image"):
+        media.load_image(b"BM garbage" * 4)
+    assert "[ERROR" not in capfd.readouterr().err
+    rng = np.random.default_rng(0)
+    head = (24).to_bytes(4, "big") + b"ftypisom" + bytes(12)
+    damaged = head + (108).to_bytes(4, "big") + b"mdat" + bytes(100) + rng.integers(128, 256, 4000, dtype=np.uint8).tobytes()
+    assert media.cut_short_reason(damaged) == ""  # not a box structure: the decoder judges it
+    with pytest.raises(media.MediaError) as err:
+        media.check_input(damaged)
+    assert str(err.value).isascii(), err.value
+
+
+def test_an_interrupted_predict_does_not_promise_a_resume(tiny_bundle, tmp_path, capsys, monkeypatch):
+    from pipeline.entry.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "analyze", interrupted)
+    clip = write_wav(tmp_path / "voice.wav", speech(2.0))
+    assert main(["predict", str(clip), "--bundle", str(tiny_bundle.path)]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -179,8 +179,8 @@ def cut_short_reason(source: Source) -> str:
             box_size = int.from_bytes(header[8:16], "big")
         elif box_size == 0:  # the last box runs to the end of the file
             box_size = size - offset
-        if box_size < 8:
-            return ""  # not a box structure we understand: let the decoder judge
+        if box_size < 8 or not all(0x20 <= c <= 0x7E for c in kind):
+            return ""  # not a box structure we understand (damaged inside): let the decoder judge
         seen.add(kind)
         if offset + box_size > size:
             where = "inside its index (moov)" if kind == b"moov" else f"inside its {kind.decode('latin-1')!r} box"
@@ -1087,7 +1087,15 @@ def load_image(source: Source) -> np.ndarray:
     if len(data) > MAX_BYTES:
         raise MediaError(f"{_name(source)}: the file is too large ({len(data) / 2**20:.0f} MB)")
     _check_pixels(data, _name(source))
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    # OpenCV prints its own "[ERROR] imdecode_ ..." line for a damaged picture; the
+    # reason below is the one a user reads
+    logging_ = cv2.utils.logging
+    level = logging_.getLogLevel()
+    logging_.setLogLevel(logging_.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    finally:
+        logging_.setLogLevel(level)
     if image is None or image.size == 0:
         raise MediaError(f"{_name(source)}: not a readable image (jpg, png, webp or bmp)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -117,52 +117,78 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- predict
-def _clips_named(names: Sequence[str]) -> list[str]:
-    """The files ``predict`` analyses: each name as given, a folder replaced by the files
-    directly inside it whose extension the decoder accepts (:data:`media.ACCEPTED_EXTENSIONS`),
-    sorted by name (a folder with none is a :class:`UserError`)."""
+def _natural(name: str) -> list[Any]:
+    """Sort key: ``take2`` before ``take10``, case ignored."""
+    import re
+
+    return [int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", name)]
+
+
+def _clips_named(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The files ``predict`` analyses, and one line for each name that gives none: each
+    name as given, a folder replaced by the files directly inside it (not its subfolders
+    nor hidden files) whose extension the decoder accepts (:data:`media.ACCEPTED_EXTENSIONS`),
+    in natural order (``take2`` before ``take10``); a file named twice is answered once."""
     clips: list[str] = []
+    refused: list[str] = []
     for name in names:
-        folder = Path(name)
-        if not folder.is_dir():
-            clips.append(name)
+        if not name.strip():
+            refused.append("an empty name was given (an unset variable?): name a clip, a photo or a folder")
             continue
-        inside = sorted(str(f) for f in folder.iterdir()
-                        if f.suffix.lower() in media.ACCEPTED_EXTENSIONS and not f.name.startswith("."))
+        try:
+            if not Path(name).is_dir():
+                clips.append(name)
+                continue
+            inside = sorted((f for f in Path(name).iterdir()
+                             if f.suffix.lower() in media.ACCEPTED_EXTENSIONS and not f.name.startswith(".")
+                             and not f.is_dir()), key=lambda f: _natural(f.name))
+        except OSError as err:  # a folder that may not be listed, a name too long
+            refused.append(f"{media.printable(name)} cannot be read ({err.strerror or type(err).__name__})")
+            continue
         if not inside:
-            raise UserError(f"{media.printable(name)} holds no clip or photo ({media.accepted_text()})")
-        clips += inside
-    return clips
+            refused.append(f"{media.printable(name)} holds no clip or photo ({media.accepted_text()})")
+        clips += [str(f) for f in inside]
+    return list(dict.fromkeys(os.path.normpath(c) for c in clips)), refused
 
 
-def _refused(err: Exception) -> str:
-    """The one line a refused file gets on stderr."""
+def _refused(err: Exception, clip: str) -> str:
+    """The one line a refused ``clip`` gets on stderr, naming it as the user gave it
+    (two files of one name in two folders stay apart)."""
     said = str(err).strip()
-    return f"error: {said.splitlines()[0] if said else type(err).__name__}"
+    said = said.splitlines()[0] if said else type(err).__name__
+    base, given = media.printable(Path(clip).name), media.printable(clip)
+    if said.startswith(base) and not said.startswith(given):
+        said = given + said[len(base):]
+    return f"error: {said}"
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    clips = _clips_named(args.clip)
-    several = len(clips) > 1
+    clips, refused = _clips_named(args.clip)
+    # one JSON object for one file named as such; JSON Lines whenever several names or a
+    # folder were given, however many files that makes
+    several = len(args.clip) > 1 or any(name.strip() and Path(name).is_dir() for name in args.clip)
     if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
         if several:
             raise UserError("--landmarks belongs to one clip: name that one clip with it")
         from pipeline.core.faces import read_landmarks
 
         read_landmarks(args.landmarks)  # ValueError with a one-line reason
-    usable, failed = [], 0
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
+    usable, failed = [], len(refused)
     for clip in clips:  # missing, a folder, a pipe or device, empty, cut short, not media:
         try:            # refused before any model loads
             media.check_input(media.check_path(clip))
-        except media.MediaError as err:
+        except (media.MediaError, OSError) as err:
             if not several:
                 raise
-            print(_refused(err), file=sys.stderr)
+            print(_refused(err, clip), file=sys.stderr)
             failed += 1
         else:
             usable.append(clip)
     if not usable:
-        print(f"error: none of the {len(clips)} files can be analysed", file=sys.stderr)
+        if len(clips) + len(refused) > 1:
+            print(f"error: nothing to analyse: all {len(clips) + len(refused)} refused", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     from pipeline.serve.bundle import load_bundle
@@ -174,16 +200,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from pipeline.core.faces import make_detector
 
         detector = make_detector(args.detector)
-    for clip in usable:
+    for k, clip in enumerate(usable):
         try:
             result = analyze(clip, bundle, detector, landmarks_path=args.landmarks)
-        except media.MediaError as err:  # what only decoding finds (a damaged stream)
+        except (media.MediaError, OSError) as err:  # what only decoding finds (a damaged stream)
             if not several:
                 raise
-            print(_refused(err), file=sys.stderr)
+            print(_refused(err, clip), file=sys.stderr)
             failed += 1
             continue
-        _print_answer(result, bundle, args, several)
+        _print_answer(result, bundle, args, several, first=k == 0)
         if not (result.audio.ok or result.video.ok):
             print(f"error: nothing usable in {media.printable(clip)}: audio: {result.audio.status}; "
                   f"video: {result.video.status}", file=sys.stderr)
@@ -191,9 +217,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
-def _print_answer(result: Any, bundle: Any, args: argparse.Namespace, several: bool) -> None:
+def _print_answer(result: Any, bundle: Any, args: argparse.Namespace, several: bool, first: bool = True) -> None:
     """One clip's answer on stdout: text, or JSON (indented for one clip; one line per
-    clip, JSON Lines, for several)."""
+    clip, JSON Lines, for several). Several text answers are each headed by the clip's
+    path as given, a blank line between them."""
     explained = None
     if args.explain:
         from pipeline.serve.explain import explain
@@ -208,7 +235,7 @@ def _print_answer(result: Any, bundle: Any, args: argparse.Namespace, several: b
     from pipeline.serve.inference import describe
 
     if several:
-        print()
+        print(("" if first else "\n") + f"== {media.printable(result.source)} ==")
     print(describe(result))
     if explained is not None:
         from pipeline.serve.explain import describe_explanation
@@ -402,9 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "others are answered, and the exit code is 2. A file name that starts with '-' needs -- "
                 "before it: python -m pipeline predict -- -name.wav")
     p.add_argument("clip", nargs="+",
-                   help=f"the files to analyse, or folders of them: {media.accepted_text()}")
+                   help=f"the files to analyse, or folders of them (the files directly inside, by name; "
+                        f"subfolders, hidden files and other extensions are left out): {media.accepted_text()}")
     p.add_argument("--bundle", help="bundle folder (default $AVE_BUNDLE, else bundles/real, else bundles/demo)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: one indented object for one clip; one object per line (JSON Lines) when "
+                        "several names or a folder are given")
     p.add_argument("--explain", action="store_true",
                    help="add why: valence/arousal of each answer, the voice's cue-group contributions, the face "
                         "model's per-frame answers (docs/explain.md)")
@@ -493,5 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
+        resumes = args.func in (_cmd_run, _cmd_train_faces, _cmd_fetch, _cmd_demo, _cmd_synth)
+        print("interrupted" + (": finished work is kept; rerun the same command to resume" if resumes else ""),
+              file=sys.stderr)
         return 130
