@@ -242,3 +242,31 @@ def test_a_masked_face_is_noted_and_never_sure(inputs, real_bundle, capsys) -> N
     out = json.loads(capsys.readouterr().out)
     assert face_checks.LOWER_HIDDEN in out["video"]["notes"] and out["video"]["confidence"] == "not sure"
     assert out["fused"]["confidence"] == "not sure"
+
+
+@pytest.mark.parametrize("answers, expected, looked", [
+    ([0, 0, 0, 0, 0], 0, 3),             # three upright of five: no turn can reach a majority
+    ([None, None, None, 180, 180], 0, 3),  # undecided counts as upright
+    ([180, 180, 180, 0, 0], 180, 3),      # three of five: settled
+    ([180, 0, 180, 0, 180], 180, 5),
+    ([90, 180, 90, 0, 0], 0, 5),          # 90 could still win until the last
+])
+def test_the_turn_vote_stops_once_it_is_settled(monkeypatch, answers, expected, looked) -> None:
+    """The cascade (up to four passes a frame) runs only until the vote is decided; the
+    decision is the one all five frames give, and every frame is still looked at for
+    hidden parts."""
+    from pipeline.core import face_checks
+    from pipeline.core.faces import Box
+
+    asked: list[int] = []
+
+    def upright_turn(crop, classifier=None):
+        asked.append(1)
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(face_checks, "upright_turn", upright_turn)
+    seen: list[int] = []
+    monkeypatch.setattr(face_checks, "hidden_parts", lambda frame, box: seen.append(1) or [])
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 5
+    checks = face_checks.check_faces(frames, [Box(10, 10, 50, 50, 0.99)] * 5)
+    assert checks.turn == expected and len(asked) == looked and len(seen) == 5

@@ -210,6 +210,22 @@ def hidden_parts(rgb: np.ndarray, box: Box) -> list[str]:
     return notes
 
 
+def _vote(turns: Sequence[int], n: int) -> int:
+    """The turn more than half of ``n`` checked frames gave (0 when none did)."""
+    nonzero = [t for t in turns if t]
+    for t in set(nonzero):
+        if nonzero.count(t) > n / 2:
+            return t
+    return 0
+
+
+def _vote_settled(turns: Sequence[int], remaining: int, n: int) -> bool:
+    """Whether :func:`_vote` over ``n`` frames is already decided by ``turns`` (the
+    frames checked so far), whatever the ``remaining`` ones give."""
+    counts = [turns.count(t) for t in (90, 180, 270)]
+    return max(counts) > n / 2 or all(c + remaining <= n / 2 for c in counts)
+
+
 def check_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box | None], *, max_checked: int = 5,
                 orientation: bool = True) -> FaceChecks:
     """Orientation and occlusion over up to ``max_checked`` of ``frames`` (evenly spread
@@ -226,13 +242,15 @@ def check_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box | None], *, ma
     classifier = _haar() if orientation else None
     turns: list[int] = []
     notes: list[str] = []
-    for i in pick:
+    for k, i in enumerate(pick):
         frame, box = np.asarray(frames[i]), boxes[i]
-        turn = upright_turn(square_crop(frame, box), classifier) if orientation else 0
-        turns.append(0 if turn is None else turn)
+        # the cascade (up to four passes a frame) only until the vote is settled: a turn
+        # already past half of all picks, or none that the remaining picks could carry there
+        settled = _vote_settled(turns, len(pick) - k, len(pick))
+        turn = upright_turn(square_crop(frame, box), classifier) if orientation and not settled else 0
+        if not settled:
+            turns.append(0 if turn is None else turn)
         notes += hidden_parts(frame, box)
-    votes = {t: turns.count(t) for t in set(turns)}
-    best = max(votes.items(), key=lambda kv: (kv[1], kv[0] == 0))
-    turn = best[0] if best[1] > len(turns) / 2 else 0
+    turn = _vote(turns, len(pick))
     kept = [n for n in dict.fromkeys(notes) if notes.count(n) * 2 >= len(pick)]
     return FaceChecks(turn, kept)
