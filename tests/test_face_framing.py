@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.core import face_checks, faces, video
+from pipeline.core import face_checks, faces, media, video
 from pipeline.core.faces import Box
 from pipeline.core.preprocessing import Preprocessing
 
@@ -97,9 +97,12 @@ def test_landmarks_plausible_only_for_an_upright_layout() -> None:
 def test_turned_turns_clockwise() -> None:
     img = np.zeros((2, 3, 3), np.uint8)
     img[0, 0] = 255  # top-left
-    assert face_checks.turned(img, 90).shape == (3, 2, 3) and face_checks.turned(img, 90)[0, 1, 0] == 255
-    assert face_checks.turned(img, 180)[1, 2, 0] == 255
-    assert face_checks.turned(img, 0) is img
+    assert media.turned(img, 90).shape == (3, 2, 3) and media.turned(img, 90)[0, 1, 0] == 255
+    assert media.turned(img, 180)[1, 2, 0] == 255
+    assert media.turned(img, 0) is img and media.turned(img, 360) is img
+    assert np.array_equal(media.turned(img, 270), np.rot90(img, 1)) and np.array_equal(media.turned(img, -90), np.rot90(img, 1))
+    grey = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert np.array_equal(media.turned(grey, 90), np.rot90(grey, -1))
 
 
 def _drawn_face(size: int = 200) -> tuple[np.ndarray, Box]:

@@ -37,6 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.core import media
 from pipeline.core.faces import Box
 
 #: A band's texture below this fraction of the other band's counts as hidden (a flat
@@ -85,12 +86,6 @@ def square_crop(rgb: np.ndarray, box: Box, size: int = 96, margin: float = 0.3) 
     return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_CUBIC)
 
 
-def turned(rgb: np.ndarray, turn: int) -> np.ndarray:
-    """``rgb`` turned clockwise by ``turn`` degrees (0, 90, 180, 270), contiguous."""
-    k = (int(turn) // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, -k)) if k else rgb
-
-
 @functools.lru_cache(maxsize=8)
 def _haar_of_thread(thread: int):
     """OpenCV's frontal face cascade, loaded once per thread (``thread``: its
@@ -125,7 +120,7 @@ def upright_turn(crop: np.ndarray, classifier=None) -> int | None:
     side = min(grey.shape)
 
     def fires(turn: int) -> bool:
-        hits = classifier.detectMultiScale(turned(grey, turn), scaleFactor=1.05, minNeighbors=3,
+        hits = classifier.detectMultiScale(media.turned(grey, turn), scaleFactor=1.05, minNeighbors=3,
                                            minSize=(side // 3, side // 3))
         return len(np.reshape(hits, (-1, 4))) > 0
 

@@ -317,7 +317,7 @@ def sample_from_frames(frames: np.ndarray, times: np.ndarray, params: Preprocess
                                              orientation=known_turn is None)
             turn = checks.turn if known_turn is None else known_turn
         if turn:
-            frames = np.stack([face_checks.turned(f, turn) for f in frames])
+            frames = np.stack([media.turned(f, turn) for f in frames])
             track = faces.track_faces(frames, detector, every=every, margin=params.crop_margin)
             if not any(b is not None for b in track.boxes):
                 return _for_display(VideoSample(
@@ -370,7 +370,7 @@ def find_turn(frames: np.ndarray | Sequence[np.ndarray], detector: faces.FaceDet
     probe = sorted({int(round(x)) for x in np.linspace(0, n - 1, TURN_PROBE + 2)[1:-1]}) or [0]
     for turn in (180, 90, 270):
         for i in probe:
-            found = faces.detect_scaled(detector, face_checks.turned(np.asarray(frames[i]), turn), DETECT_SIDE)
+            found = faces.detect_scaled(detector, media.turned(np.asarray(frames[i]), turn), DETECT_SIDE)
             if any(b.keypoints is None or faces.landmarks_plausible(b) for b in found):
                 return turn
     return 0
@@ -865,7 +865,7 @@ def image_sample(src: media.Source, params: Preprocessing, detector: faces.FaceD
                                    status=seen.status if seen.status == FACE_TURNED else NO_FACE,
                                    detail="a small image in which the face finder sees no face",
                                    method="whole image", n_decoded=1)
-            rgb, face_notes = face_checks.turned(rgb, seen.turn), seen.face_notes
+            rgb, face_notes = media.turned(rgb, seen.turn), seen.face_notes
         h, w = rgb.shape[:2]
         side = min(h, w)
         y0, x0 = (h - side) // 2, (w - side) // 2
