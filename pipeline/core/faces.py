@@ -33,7 +33,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -205,13 +205,14 @@ class MtcnnDetector:
         return Box(x0, y0, x1, y1, float(row[5]), points)
 
 
-def _compile_stages(model) -> None:
+def _compile_stages(model: Any) -> None:
     """Run each of ``model``'s three networks (an ``mtcnn.MTCNN``: P-Net, R-Net, O-Net,
     Keras models its stages call on float32 NHWC batches) as one TensorFlow graph
     (``tf.function`` with a shape-free signature: traced once per network, about 0.3 s
     in all) instead of layer by layer in eager mode, whose per-layer Python cost
-    dominated: measured on 320 x 180 frames, 99 -> 30 ms for one frame and 23.5 -> 13.8 ms
-    per frame in batches of 16, with the same boxes (``bench/bench_floor.py``). The
+    dominated: measured on 320 x 180 frames of ``bench/bench_floor.py``'s 5-minute clip,
+    99 -> 30 ms for one frame and 23.5 -> 13.8 ms per frame in batches of 16, with the
+    same boxes and scores on 16 of its frames (docs/serving_speed.md). The
     ``mtcnn`` package offers no switch for this: each stage keeps its network in
     ``_model``, which is replaced by the compiled call."""
     import tensorflow as tf
