@@ -894,3 +894,13 @@ def test_an_interrupted_predict_does_not_promise_a_resume(tiny_bundle, tmp_path,
     clip = write_wav(tmp_path / "voice.wav", speech(2.0))
     assert main(["predict", str(clip), "--bundle", str(tiny_bundle.path)]) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_in_words(tiny_bundle, tmp_path, capsys):
+    from pipeline.entry.cli import main
+
+    long_name = str(tmp_path / ("x" * 300 + ".wav"))
+    for args in ([long_name], [long_name, str(tmp_path / "nope.wav")]):
+        assert main(["predict", *args, "--bundle", str(tiny_bundle.path)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be read (File name too long)" in err and "Errno" not in err, err

@@ -136,7 +136,7 @@ def _clips_named(names: Sequence[str]) -> tuple[list[str], list[str]]:
             refused.append("an empty name was given (an unset variable?): name a clip, a photo or a folder")
             continue
         try:
-            if not Path(name).is_dir():
+            if not _is_folder(name):
                 clips.append(name)
                 continue
             inside = sorted((f for f in Path(name).iterdir()
@@ -149,6 +149,15 @@ def _clips_named(names: Sequence[str]) -> tuple[list[str], list[str]]:
             refused.append(f"{media.printable(name)} holds no clip or photo ({media.accepted_text()})")
         clips += [str(f) for f in inside]
     return list(dict.fromkeys(os.path.normpath(c) for c in clips)), refused
+
+
+def _is_folder(name: str) -> bool:
+    """Whether ``name`` names a folder (False for an empty name or one that cannot be
+    looked at: the checks then say why)."""
+    try:
+        return bool(name.strip()) and Path(name).is_dir()
+    except OSError:
+        return False
 
 
 def _refused(err: Exception, clip: str) -> str:
@@ -166,7 +175,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     clips, refused = _clips_named(args.clip)
     # one JSON object for one file named as such; JSON Lines whenever several names or a
     # folder were given, however many files that makes
-    several = len(args.clip) > 1 or any(name.strip() and Path(name).is_dir() for name in args.clip)
+    several = len(args.clip) > 1 or any(_is_folder(name) for name in args.clip)
     if args.landmarks:  # a file the user named must be usable, not silently replaced by a detector
         if several:
             raise UserError("--landmarks belongs to one clip: name that one clip with it")
