@@ -191,3 +191,27 @@ print(json.dumps({{"import": after_import, "analyze": sorted(m for m in sys.modu
         leaked = sorted(set(loaded[when]) & set(RESEARCH))
         assert not leaked, f"{when}: the prediction path loaded {leaked}"
     assert "pipeline.serve.fusion" in loaded["analyze"] and "pipeline.serve.bundle" in loaded["analyze"]
+
+
+@pytest.mark.parametrize("kind, one_thread", [("av", True), ("video", False)])
+def test_the_decoder_takes_one_thread_beside_the_audio_branch(tiny_bundle, serving_clips, tmp_path, monkeypatch,
+                                                             kind, one_thread):
+    """With sound, the audio branch's thread and the face worker share the cores with the
+    decoder, which then decodes in one thread; without sound FFmpeg picks (a thread per
+    core and one more)."""
+    import os
+
+    streams = []
+    real = media._video_stream
+
+    def recording(container):
+        stream = real(container)
+        streams.append(stream)
+        return stream
+
+    monkeypatch.setattr(media, "_video_stream", recording)
+    csv = str(landmarks_csv(tmp_path / "l.csv", 3.0))
+    result = inference.analyze(serving_clips[kind], tiny_bundle, landmarks_path=csv)
+    assert result.video.ok and streams
+    count = streams[-1].codec_context.thread_count
+    assert count == 1 if one_thread else (count != 1 or os.cpu_count() == 1), count

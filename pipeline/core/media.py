@@ -791,7 +791,9 @@ class FrameSink(Protocol):
     converted to RGB; ``add(t, rgb)`` receives the kept ones, upright and downscaled.
     ``needed`` is how many frames the sink will keep at most (None: unknown); when the
     stream holds many more, :func:`decode` may let the decoder skip frames no other frame
-    depends on."""
+    depends on. ``decoder_threads`` (optional; None: FFmpeg's choice, one per core): the
+    threads FFmpeg's video decoder may use, for a caller whose own threads already share
+    the cores."""
 
     needed: int | None
 
@@ -945,6 +947,9 @@ def _read_frames(container, media: Media, sink: FrameSink, max_side: int | None,
         media.video_error = f"{media.name} has no video track"
         return
     stream.thread_type = "AUTO"
+    threads = getattr(sink, "decoder_threads", None)
+    if threads:
+        stream.codec_context.thread_count = int(threads)
     needed, total = getattr(sink, "needed", None), media.info.n_video_frames
     if needed and total > 4 * needed:
         # Far more frames than wanted: skip decoding those no other frame is predicted

@@ -480,8 +480,10 @@ class WindowSampler:
 
     def __init__(self, n: int, spans: Sequence[tuple[float, float]] | None, *, single: bool = False,
                  span: float = 3.0, single_until: float = 0.0, step: float = 1 / 30.0,
-                 on_window: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
+                 on_window: Callable[[int, np.ndarray, np.ndarray], None],
+                 decoder_threads: int | None = None) -> None:
         self.n = int(n)
+        self.decoder_threads = decoder_threads  # (see pipeline.core.media.FrameSink)
         self.spans = None if spans is None else [(float(a), float(b)) for a, b in spans]
         self._starts = [a for a, _ in self.spans or []]
         self.single = bool(single)

@@ -321,9 +321,15 @@ class _VideoPlan:
             plan: list[tuple[float, float]] | None = [(0.0, seconds)]
         else:
             plan = spans
+        # One decoder thread when the audio branch works beside the decoder and the face
+        # worker: FFmpeg's frame threads then only take turns with them on the cores
+        # (measured, bench clips: 4 s 0.34 -> 0.31 s, 5 min 18.2 -> 17.6 s; the same for
+        # the phone clip). Without sound, FFmpeg uses a thread per core.
+        threads = 1 if info.has_audio and bundle.audio is not None else None
         self.sampler = video_mod.WindowSampler(
             params.n_frames, plan, single=single, span=first.params.duration,
-            single_until=first.params.offset + 1.5 * first.params.duration, step=step, on_window=self.faces)
+            single_until=first.params.offset + 1.5 * first.params.duration, step=step, on_window=self.faces,
+            decoder_threads=threads)
 
 
     def predict(self, samples: list[Any]) -> None:
