@@ -179,7 +179,7 @@ def cut_short_reason(source: Source) -> str:
             box_size = int.from_bytes(header[8:16], "big")
         elif box_size == 0:  # the last box runs to the end of the file
             box_size = size - offset
-        if box_size < 8 or not all(0x20 <= c <= 0x7E for c in kind):
+        if box_size < 8 or not _is_chunk_id(kind):
             return ""  # not a box structure we understand (damaged inside): let the decoder judge
         seen.add(kind)
         if offset + box_size > size:
@@ -203,22 +203,31 @@ WAV_TAIL_BYTES: int = 1 << 20
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
 
-def _chunks_reach_end(read: Callable[[int, int], bytes], offset: int, size: int) -> bool:
-    """Whether RIFF chunks (a 4-character printable ID, a little-endian 32-bit size, the
-    body padded to an even length) run from ``offset`` exactly to the end of a file of
-    ``size`` bytes (the last one's pad byte may be missing)."""
+def _is_chunk_id(kind: bytes) -> bool:
+    """Whether ``kind`` is a well-formed 4-character chunk or box type (printable ASCII:
+    RIFF chunks and ISO boxes alike)."""
+    return len(kind) == 4 and all(0x20 <= c <= 0x7E for c in kind)
+
+
+def _riff_chunks(read: Callable[[int, int], bytes], offset: int, size: int) -> Iterator[tuple[int, bytes, int]]:
+    """``(offset, id, body length)`` of consecutive RIFF chunks from ``offset`` (a
+    4-character ID, a little-endian 32-bit length, the body padded to an even length),
+    stopping at a header that is cut off or not a chunk's, or after 64 chunks."""
     for _ in range(64):
         header = read(offset, 8)
-        if len(header) < 8 or not all(0x20 <= c <= 0x7E for c in header[:4]):
-            return False
+        if len(header) < 8 or not _is_chunk_id(header[:4]):
+            return
         body = int.from_bytes(header[4:8], "little")
-        end = offset + 8 + body
-        if end == size or (body % 2 and end + 1 == size):
-            return True
-        offset = end + body % 2
+        yield offset, header[:4], body
+        offset += 8 + body + body % 2
         if offset >= size:
-            return False
-    return False
+            return
+
+
+def _chunks_reach_end(read: Callable[[int, int], bytes], offset: int, size: int) -> bool:
+    """Whether RIFF chunks (:func:`_riff_chunks`) run from ``offset`` exactly to the end
+    of a file of ``size`` bytes (the last one's pad byte may be missing)."""
+    return any(at + 8 + body in (size, size - body % 2) for at, _, body in _riff_chunks(read, offset, size))
 
 
 def wav_sound_seconds(source: Source) -> float | None:
@@ -240,12 +249,8 @@ def wav_sound_seconds(source: Source) -> float | None:
         return None
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
-    offset, block_align, byte_rate, data_start, declared = 12, 0, 0, 0, 0
-    for _ in range(64):  # the chunks before the sound: fmt, LIST, bext, ... then data
-        header = read(offset, 8)
-        if len(header) < 8:
-            return None
-        kind, body = header[:4], int.from_bytes(header[4:8], "little")
+    block_align, byte_rate, data_start, declared = 0, 0, 0, 0
+    for offset, kind, body in _riff_chunks(read, 12, size):  # fmt, LIST, bext, ... then data
         if kind == b"fmt ":
             fmt = read(offset + 8, 16)
             if len(fmt) < 16:
@@ -255,9 +260,6 @@ def wav_sound_seconds(source: Source) -> float | None:
         elif kind == b"data":
             data_start, declared = offset + 8, body
             break
-        offset += 8 + body + body % 2
-        if offset >= size:
-            return None
     if not data_start or byte_rate <= 0 or block_align <= 0:
         return None
     if declared not in _UNKNOWN_SIZES and data_start + declared <= size:

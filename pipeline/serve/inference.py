@@ -331,7 +331,6 @@ class _VideoPlan:
             single_until=first.params.offset + 1.5 * first.params.duration, step=step, on_window=self.faces,
             decoder_threads=threads)
 
-
     def predict(self, samples: list[Any]) -> None:
         """The face model's answers for one batch of windows with usable faces, in the
         face worker while the decoder goes on (one call for the batch:
@@ -358,9 +357,9 @@ def _frame_side(bundle: Any, landmarks_path: str | None) -> int:
 
 def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[float, float]], single: bool,
            timings: dict[str, float]) -> _VideoOut:
-    """Finish the video branch once the clip is decoded: the last windows' faces and
-    the face model's answers for every window with a usable face (most already given
-    batch by batch during the decode, :meth:`_VideoPlan.predict`); abstain without."""
+    """Finish the video branch once the clip is decoded: the last windows' faces (each
+    batch answered by the face model as it is made, :meth:`_VideoPlan.predict`), then
+    every window's result; abstain without a usable face."""
     from pipeline.core import video as video_mod
 
     branch = bundle.video
@@ -393,15 +392,9 @@ def _video(clip: Any, plan: _VideoPlan | None, bundle: Any, spans: list[tuple[fl
     display = samples[0] if single or failed is not None else _display_sample(samples, params.n_frames)
     usable = [i for i, s in enumerate(samples) if s.ok]
     by_index: dict[int, np.ndarray] = {}
-    if usable:  # (answered batch by batch in the face worker; what is left, here)
-        with _timer(timings, "predict_video"):
-            known = plan.proba
-            distinct = sorted({id(samples[i]): i for i in usable if id(samples[i]) not in known}.values())
-            if distinct:
-                known.update(zip((id(samples[i]) for i in distinct),
-                                 predict_crops(branch, [samples[i].crops for i in distinct])))
-            by_index = {i: known[id(samples[i])] for i in usable}
-        timings["predict_video"] += plan.predict_seconds
+    if usable:  # (answered batch by batch in the face worker: _VideoPlan.predict)
+        by_index = {i: plan.proba[id(samples[i])] for i in usable}
+        timings["predict_video"] = plan.predict_seconds
     results: list[BranchResult] = []
     for i, s in enumerate(samples):
         note = f"face in {s.frames_with_face} of {len(s.times)} frames" if not branch.full_frame else "whole frames"
