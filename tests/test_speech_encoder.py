@@ -40,6 +40,21 @@ def test_numpy_encoder_matches_ctranslate2(tmp_path):
     assert np.abs(ours - theirs).max() < 5e-3 * np.abs(theirs).max()
 
 
+def test_gelu_is_the_erf_form():
+    """The block-wise A&S GELU equals ``0.5 x (1 + erf(x / sqrt 2))`` in double precision
+    within float32's resolution, on every shape the encoder feeds it (blocks not
+    multiples of the array size, negative tails, zero)."""
+    from scipy.special import erf
+
+    for shape in [(3,), (200, 2048), (speech_encoder._GELU_BLOCK + 7,)]:
+        x = np.random.default_rng(0).normal(0, 4, shape).astype(np.float32)
+        x.reshape(-1)[:3] = (0.0, -30.0, 30.0)
+        exact = 0.5 * x.astype(np.float64) * (1.0 + erf(x.astype(np.float64) / np.sqrt(2.0)))
+        ours = speech_encoder._gelu(x)
+        assert ours.shape == x.shape and ours.dtype == np.float32
+        assert np.abs(ours - exact).max() <= 1e-6 * max(1.0, float(np.abs(x).max()))
+
+
 def test_weights_must_be_the_pinned_ones(monkeypatch):
     real = speech_encoder.ENCODERS["whisper_base"]
     fake = dataclasses.replace(real, name="tampered", sha256="0" * 64)

@@ -61,6 +61,12 @@ MAX_SECONDS: float = 30.0
 LAYER_NORM_EPS: float = 1e-5
 #: Python floats, not numpy scalars: a numpy float64 scalar would turn float32 arrays into float64.
 _SQRT_HALF: float = math.sqrt(0.5)
+#: Abramowitz & Stegun (1964), Handbook of Mathematical Functions, 7.1.26:
+#: erfc(z) ~ (a1 t + ... + a5 t^5) exp(-z^2), t = 1 / (1 + p z), z >= 0.
+_AS_P: float = 0.3275911
+_AS_A: tuple[float, ...] = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+#: Values per block of :func:`_gelu` (256 KB of float32: a few blocks fit in L2).
+_GELU_BLOCK: int = 65536
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 
 
@@ -294,10 +300,36 @@ def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarra
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, the exact (erf) form PyTorch's ``nn.GELU()`` and Whisper use."""
-    from scipy.special import erf
+    """GELU, the exact (erf) form PyTorch's ``nn.GELU()`` and Whisper use: ``x * Phi(x)``.
 
-    return (0.5 * x * (1.0 + erf(x * _SQRT_HALF))).astype(np.float32)
+    Any shape, float32 out. The normal CDF comes from Abramowitz & Stegun's erfc
+    approximation 7.1.26 (absolute error under 1.5e-7, below float32's resolution of
+    values near 1): ``0.5 * erfc(|x| / sqrt 2)`` is ``Phi`` of ``-|x|``. Worked in blocks
+    of :data:`_GELU_BLOCK` values that stay in the core's cache, it takes half the time of
+    ``scipy.special.erf`` (scalar double precision per value), a fifth of the encoder's
+    time; ``tests/test_speech_encoder.py`` holds it to erf's GELU within 1e-6."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, _GELU_BLOCK):
+        part = flat[start:start + _GELU_BLOCK]
+        z = np.abs(part)
+        z *= np.float32(_SQRT_HALF)
+        t = z * np.float32(_AS_P)
+        t += np.float32(1.0)
+        np.reciprocal(t, out=t)
+        tail = np.float32(_AS_A[-1]) * t
+        for a in _AS_A[-2::-1]:
+            tail += np.float32(a)
+            tail *= t
+        z *= z
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        tail *= z
+        tail *= np.float32(0.5)  # Phi(-|x|)
+        np.subtract(np.float32(1.0), tail, out=tail, where=part >= 0)
+        np.multiply(tail, part, out=out[start:start + _GELU_BLOCK])
+    return out.reshape(x.shape)
 
 
 def _conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
