@@ -35,7 +35,8 @@ test: setup  ## the whole suite (unit, integration, UI)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 real: setup  ## retrain bundles/real from real corpora in $(SHARED) (docs/real_models.md)
-	# the voice (issue 18): Whisper base blocks 1-3 (layer average) + eGeMAPS, speaker folds, leave-one-corpus-out and
+	# the voice (issue 18): Whisper base blocks 1-3 (layer average) + eGeMAPS, training speakers' subspace projected
+	# out, logistic regression; speaker folds, leave-one-corpus-out and
 	# the model trained on all (none, session, neutral); the reference recipe on the same folds
 	$(BIN)/python -m pipeline run configs/real_voice.yaml --out record
 	# the face: FER2013 train, two cosine cycles (record/real_video; weights in $(RUNS)/real_video)

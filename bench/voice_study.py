@@ -19,6 +19,7 @@ so the numbers come from the exact features serving computes.
     python -m bench.voice_study --shared ../shared/data --part layers
     python -m bench.voice_study --shared ../shared/data --part features
     python -m bench.voice_study --shared ../shared/data --part combos
+    python -m bench.voice_study --shared ../shared/data --part heads
     python -m bench.voice_study --shared ../shared/data --part conditions
 
 Writes ``bench/results/voice_study_<part>.json``.
@@ -101,6 +102,7 @@ def run(frame: pd.DataFrame, X: np.ndarray, make: Callable[[], Any], *, mode: st
     """Both protocols for one recipe: per fold accuracy and UAR, plus the summary the
     goals name (speaker accuracy, each direction's UAR)."""
     y = frame["emotion"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    speakers = (frame["corpus"].astype(str) + ":" + frame["actor"].astype(str)).to_numpy()
     calib_mask = np.zeros(len(frame), bool) if calib_mask is None else calib_mask
     Xn = normalise(X, frame, mode, calib_mask)
     out: dict[str, Any] = {"folds": {}}
@@ -117,6 +119,8 @@ def run(frame: pd.DataFrame, X: np.ndarray, make: Callable[[], Any], *, mode: st
             if weights is not None:
                 w = weights(train)
                 kwargs["clf__sample_weight"] = np.tile(w, len(Xt) // len(train))
+            if "speakers" in dict(getattr(model, "steps", [])):  # the training speakers' subspace removed
+                kwargs["speakers__groups"] = np.tile(speakers[train], len(Xt) // len(train))
             model.fit(Xt, yt, **kwargs)
             out["folds"][name] = scores(y[test], model.predict(Xn[test]))
     f = out["folds"]
@@ -223,6 +227,85 @@ def part_combos(frame: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def speakers_removed(C: float, n_components: int | None = None, rescale: bool = True) -> Callable[[], Any]:
+    """Standardise, project out the training speakers' subspace
+    (:class:`models.nuisance.SpeakerSubspaceRemoval`, its ``n_components`` strongest
+    directions; None: all), standardise again unless ``rescale`` is False, then
+    logistic regression (``models.build("logreg", remove_speakers=True)`` with rescale)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.nuisance import SpeakerSubspaceRemoval
+
+    def make() -> Any:
+        again = [("rescale", StandardScaler())] if rescale else []
+        return Pipeline([("scale", StandardScaler()), ("speakers", SpeakerSubspaceRemoval(n_components)), *again,
+                         ("clf", LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=0))])
+
+    return make
+
+
+def shrinkage_lda() -> Callable[[], Any]:
+    """Standardise + linear discriminant analysis with Ledoit-Wolf shrinkage."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return lambda: Pipeline([("scale", StandardScaler()),
+                             ("clf", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))])
+
+
+def part_heads(frame: pd.DataFrame) -> dict[str, Any]:
+    """On the served input (Whisper base blocks 1-3 averaged + eGeMAPS), calibration
+    none (one clip of a stranger): other pooling parts, per-clip scaling of the encoder
+    part, other linear classifiers, and the training speakers' subspace projected out."""
+    L = features(frame, "whisper_base_layers")
+    ege = features(frame, "egemaps")
+    enc = L[:, 1:4].mean(axis=1)
+    width = enc.shape[1] // 2
+    unit = enc / np.linalg.norm(enc, axis=1, keepdims=True)
+    sets = {
+        "served": (np.concatenate([enc, ege], axis=1), 0.003),
+        "means only (no std)": (np.concatenate([enc[:, :width], ege], axis=1), 0.003),
+        "encoder per clip to unit length": (np.concatenate([unit, ege], axis=1), 0.003),
+        "encoder only": (enc, 0.003),
+    }
+    out: dict[str, Any] = {}
+    for name, (X, C) in sets.items():
+        key = f"{name}/logreg C{C}"
+        out[key] = run(frame, X, logreg(C))
+        print(line(key, out[key]), flush=True)
+    from pipeline.research.splits import neutral_takes
+
+    calib = neutral_takes(frame)
+    X = sets["served"][0]
+    for mode in ("session", "neutral"):
+        key = f"served/logreg C0.003/{mode}"
+        out[key] = run(frame, X, logreg(0.003), mode=mode, calib_mask=calib)
+        print(line(key, out[key]), flush=True)
+    for C in (0.001, 0.01):
+        key = f"served/logreg C{C}"
+        out[key] = run(frame, X, logreg(C))
+        print(line(key, out[key]), flush=True)
+    key = "served/shrinkage LDA"
+    out[key] = run(frame, X, shrinkage_lda())
+    print(line(key, out[key]), flush=True)
+    for C in (0.003, 0.001):
+        key = f"served/speaker subspace (all) removed, not re-standardised/logreg C{C}"
+        out[key] = run(frame, X, speakers_removed(C, rescale=False))
+        print(line(key, out[key]), flush=True)
+        for k in (1, 2, 4, 8, 12, None):
+            key = f"served/speaker subspace ({'all' if k is None else k} directions) removed/logreg C{C}"
+            out[key] = run(frame, X, speakers_removed(C, k))
+            print(line(key, out[key]), flush=True)
+        for mode in ("session", "neutral"):
+            key = f"served/speaker subspace (all) removed/logreg C{C}/{mode}"
+            out[key] = run(frame, X, speakers_removed(C), mode=mode, calib_mask=calib)
+            print(line(key, out[key]), flush=True)
+    return out
+
+
 def part_conditions(frame: pd.DataFrame, kind: str, C: float, augments: list[str]) -> dict[str, Any]:
     """Training copies under recording conditions, one at a time then together; each
     measured with calibration none and session, on both protocols."""
@@ -246,7 +329,7 @@ def part_conditions(frame: pd.DataFrame, kind: str, C: float, augments: list[str
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--part", choices=("layers", "features", "combos", "conditions"), default="layers")
+    parser.add_argument("--part", choices=("layers", "features", "combos", "heads", "conditions"), default="layers")
     parser.add_argument("--layer", type=int, default=3)
     parser.add_argument("--kind", default="whisper_base")
     parser.add_argument("--C", type=float, default=0.01)
@@ -262,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
         result = part_features(frame, args.layer)
     elif args.part == "combos":
         result = part_combos(frame)
+    elif args.part == "heads":
+        result = part_heads(frame)
     else:
         result = part_conditions(frame, args.kind, args.C, args.augment)
     report = {"protocols": {"speaker": "GroupKFold(4) by actor over RAVDESS 01-16 (832 clips), trained on RAVDESS",

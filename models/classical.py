@@ -85,16 +85,23 @@ def build_svm_poly4(input_shape: tuple[int, ...], n_classes: int, *, C: float = 
           description="standardised features -> multinomial logistic regression (L2)")
 def build_logreg(input_shape: tuple[int, ...], n_classes: int, *, C: float = 1.0,
                  max_iter: int = 2000, class_weight: str | None = None,
-                 random_state: int = 0) -> Any:
+                 remove_speakers: bool = False, random_state: int = 0) -> Any:
     """Multinomial logistic regression: native probabilities, a strong linear baseline
-    for high-dimensional functionals (use a small ``C`` for ComParE)."""
+    for high-dimensional functionals (use a small ``C`` for ComParE).
+    ``remove_speakers``: after standardising, project out the training speakers'
+    subspace (:class:`models.nuisance.SpeakerSubspaceRemoval`, step ``speakers``; fit
+    it with ``speakers__groups``, the speaker of every training row), then standardise
+    again (step ``rescale``), so that ``C`` weighs every input as it did before."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from models.nuisance import SpeakerSubspaceRemoval
+
     _check_shape(input_shape, n_classes)
     clf = LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight, random_state=random_state)
-    return Pipeline([("scale", StandardScaler()), ("clf", clf)])
+    speakers = [("speakers", SpeakerSubspaceRemoval()), ("rescale", StandardScaler())] if remove_speakers else []
+    return Pipeline([("scale", StandardScaler()), *speakers, ("clf", clf)])
 
 
 @register("mlp", framework="sklearn", input_kind=DEFAULT_INPUT,

@@ -119,6 +119,30 @@ def test_contributions_sum_to_the_models_logit_difference() -> None:
     assert ex.temperature == 2.0 and all(g.sentence for g in ex.groups)
 
 
+def test_folded_linear_steps_keep_the_sum_exact() -> None:
+    """Standardise -> project out the speakers' subspace -> standardise again -> logistic
+    regression (the real voice's pipeline) is still one linear map of the first step's z."""
+    import models
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(3.0, 2.0, (240, 12)) + np.repeat(rng.normal(0, 4, (6, 12)), 40, axis=0)
+    y = np.argmax(X[:, :4] + rng.normal(0, 0.5, (240, 4)), axis=1)
+    model = models.build("logreg", (12,), 4, remove_speakers=True)
+    model.fit(X, y, speakers__groups=np.repeat(np.arange(6), 40))
+    assert model.named_steps["speakers"].components_.shape[0] == 5
+    classes = ("neutral", "happy", "sad", "angry")
+    names = ["egemaps.loudness_sma3_amean"] * 4 + [f"whisper_base.block3.mean[{i}]" for i in range(8)]
+    for x in rng.normal(3.0, 3.0, (5, 12)):
+        logits = model.decision_function(x[None])[0]
+        order = np.argsort(-logits)
+        result = BranchResult(OK, {c: 0.25 for c in classes}, model_input=x, model_mode="none")
+        ex = explain_mod.voice_contributions(_Branch(model, classes), [result], classes[order[0]],
+                                             classes[order[1]], names)
+        assert ex is not None
+        assert ex.logit_difference == pytest.approx(logits[order[0]] - logits[order[1]], abs=1e-9)
+        assert sum(g.value for g in ex.groups) + ex.intercept == pytest.approx(ex.logit_difference)
+
+
 def test_the_shipped_voice_model_is_explained_exactly() -> None:
     """The real bundle's own logistic regression: contributions add up to its logits."""
     import joblib
@@ -133,6 +157,7 @@ def test_the_shipped_voice_model_is_explained_exactly() -> None:
     result = BranchResult(OK, {c: 1 / 7 for c in classes}, model_input=x, model_mode="none")
     ex = explain_mod.voice_contributions(_Branch(model, classes), [result], classes[order[0]], classes[order[1]],
                                          meta["feature_names"])
+    assert ex is not None
     assert ex.logit_difference == pytest.approx(logits[order[0]] - logits[order[1]], abs=1e-8)
     assert ex.logit_difference > 0
 

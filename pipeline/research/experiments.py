@@ -490,7 +490,8 @@ def run_fold(spec: dict[str, Any], fold: Fold, X: np.ndarray, y: np.ndarray, man
     weights = corpus_weights(manifest, fold, augmented) if spec["training"].get("balance") == "corpus" else None
     probs, history, model = fit_predict(fold_spec, arrays["X_train"], arrays["y_train"], arrays["X_val"],
                                         arrays["y_val"], arrays["X_test"], n_classes=len(classes),
-                                        progress=progress, sample_weight=weights)
+                                        progress=progress, sample_weight=weights,
+                                        groups=speaker_groups(manifest, fold, augmented))
     metrics = evaluate(arrays["y_test"], probs, classes)
     metrics.update({
         "n_train": int(len(fold.train)), "n_train_rows": int(len(arrays["X_train"])),
@@ -540,13 +541,31 @@ def calibrated(spec: dict[str, Any], X: np.ndarray, manifest: pd.DataFrame, fold
     return X, augmented, fold
 
 
+def _training_rows(fold: Fold, augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
+    """Manifest rows of the training side in :func:`assemble_fold`'s order (originals,
+    then each augmentation's copies of the clips it worked on)."""
+    return np.concatenate([fold.train] + [fold.train[ok[fold.train]] for _, (_, ok) in (augmented or {}).items()])
+
+
+def speaker_ids(manifest: pd.DataFrame) -> np.ndarray:
+    """``corpus:actor`` of every manifest row (actor names repeat across corpora)."""
+    return (manifest["corpus"].astype(str) + ":" + manifest["actor"].astype(str)).to_numpy()
+
+
+def speaker_groups(manifest: pd.DataFrame, fold: Fold,
+                   augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The speaker (:func:`speaker_ids`) of every training row (:func:`assemble_fold`'s
+    order; a copy is its clip's speaker) and of every validation row."""
+    speaker = speaker_ids(manifest)
+    return speaker[_training_rows(fold, augmented)], speaker[fold.val]
+
+
 def corpus_weights(manifest: pd.DataFrame, fold: Fold,
                    augmented: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[np.ndarray, np.ndarray]:
     """Sample weights (train rows in :func:`assemble_fold`'s order, validation rows) that
     give every corpus the same total weight: ``training.balance: corpus``."""
     corpus = manifest["corpus"].astype(str).to_numpy()
-    rows = [fold.train] + [fold.train[ok[fold.train]] for _, (_, ok) in (augmented or {}).items()]
-    train = corpus[np.concatenate(rows)]
+    train = corpus[_training_rows(fold, augmented)]
     side = np.concatenate([train, corpus[fold.val]])
     names, counts = np.unique(side, return_counts=True)
     share = dict(zip(names, len(side) / (len(names) * counts)))

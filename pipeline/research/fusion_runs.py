@@ -185,24 +185,27 @@ def _holdout(positions: np.ndarray, groups: np.ndarray, fraction: float, seed: i
 
 def _cross_fit_branch(bspec: dict, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
                       positions: np.ndarray, augmented: dict, settings: dict, seed: int,
-                      n_classes: int) -> np.ndarray:
+                      n_classes: int, speakers: np.ndarray) -> np.ndarray:
     """Out-of-fold probabilities (len(positions), C) of one branch for an outer fold's
     training + validation clips: inner group k-fold, each inner model trained (with the
     branch's augmentation and an inner validation slice for early stopping) only on
-    the other inner folds."""
+    the other inner folds. ``speakers``: the speaker of every clip (for a model that
+    removes the training speakers' subspace)."""
     from pipeline.research.training import fit_predict
 
     def fit_predict_inner(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         fit_pos, val_pos = _holdout(positions[train], groups, float(settings["inner_val_fraction"]),
                                     seed + len(train))
-        X_fit, y_fit = [X[fit_pos]], [y[fit_pos]]
+        X_fit, y_fit, g_fit = [X[fit_pos]], [y[fit_pos]], [speakers[fit_pos]]
         for X_aug, ok in augmented.values():
             rows = fit_pos[ok[fit_pos]]
             X_fit.append(X_aug[rows])
             y_fit.append(y[rows])
+            g_fit.append(speakers[rows])
         inner_spec = {**bspec, "training": {**bspec["training"], "seed": seed}}
         probs, _, _ = fit_predict(inner_spec, np.concatenate(X_fit), np.concatenate(y_fit),
-                                  X[val_pos], y[val_pos], X[positions[test]], n_classes=n_classes)
+                                  X[val_pos], y[val_pos], X[positions[test]], n_classes=n_classes,
+                                  groups=(np.concatenate(g_fit), speakers[val_pos]))
         return probs
 
     return cross_fit(fit_predict_inner, y[positions], groups[positions],
@@ -304,7 +307,7 @@ def run_fusion_variant(spec: dict, exp_dir, *, cache_dir=None, progress: bool = 
     from pipeline.research import results
     from pipeline.research import store
     from pipeline.research.experiments import (augmented_for, features_for, fingerprint, load_manifest_for,
-                                      make_folds, preprocessing_for, run_fold)
+                                      make_folds, preprocessing_for, run_fold, speaker_ids)
     from pipeline.research.splits import encode_labels
 
     exp_dir = Path(exp_dir)
@@ -338,6 +341,7 @@ def run_fusion_variant(spec: dict, exp_dir, *, cache_dir=None, progress: bool = 
             for b, bspec in specs.items()}
     y = encode_labels(manifest["emotion"].tolist(), classes)
     groups = _group_keys(manifest, spec["protocol"]["kind"])
+    speakers = speaker_ids(manifest)
     runs_root = exp_dir.parent
     written: list[str] = []
     for fold in tqdm(pending(), desc=f"fusion {spec['variant']['name']}", unit="fold", disable=not progress,
@@ -361,7 +365,7 @@ def run_fusion_variant(spec: dict, exp_dir, *, cache_dir=None, progress: bool = 
             oof_path = fold_dir / OOF_FILE
             if not oof_path.is_file():
                 proba = _cross_fit_branch(bspec, X, y, groups, trainval, augmented, settings,
-                                          seed=int(fold.seed), n_classes=len(classes))
+                                          seed=int(fold.seed), n_classes=len(classes), speakers=speakers)
                 _write_csv_atomic(_oof_frame(manifest, trainval, y, proba, classes), oof_path)
             inputs_train[b] = pd.read_csv(oof_path, dtype={"clip_id": str, "actor": str})
             inputs_test[b] = pd.read_csv(fold_dir / "predictions.csv", dtype={"clip_id": str, "actor": str})

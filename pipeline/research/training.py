@@ -166,19 +166,25 @@ def _accepts(model_name: str, keyword: str) -> bool:
 
 
 def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
-                X_train: np.ndarray, y_train: np.ndarray, sample_weight: np.ndarray | None = None) -> Any:
+                X_train: np.ndarray, y_train: np.ndarray, sample_weight: np.ndarray | None = None,
+                groups: np.ndarray | None = None) -> Any:
     """Build and fit a registered scikit-learn estimator on flattened features (a face
     model is built for its (size, size, channels) frames, then fed them flattened).
-    ``sample_weight`` goes to the pipeline's last step."""
+    ``sample_weight`` goes to the pipeline's last step; ``groups`` (the speaker of each
+    row) to a ``speakers`` step (:class:`models.nuisance.SpeakerSubspaceRemoval`), which
+    raises ValueError without them."""
     import models
 
     images = models.spec(model_name).input_kind == "faces"
     shape = tuple(X_train.shape[1:]) if images else (int(np.prod(X_train.shape[1:])),)
     model = models.build(model_name, shape, n_classes, **params)
+    steps = dict(getattr(model, "steps", []))
     kwargs = {}
     if sample_weight is not None:
-        last = model.steps[-1][0] if hasattr(model, "steps") else None
-        kwargs = {f"{last}__sample_weight" if last else "sample_weight": np.asarray(sample_weight)}
+        last = model.steps[-1][0] if steps else None
+        kwargs[f"{last}__sample_weight" if last else "sample_weight"] = np.asarray(sample_weight)
+    if "speakers" in steps:
+        kwargs["speakers__groups"] = groups
     model.fit(model_input(X_train).reshape(len(X_train), -1), y_train, **kwargs)
     return model
 
@@ -186,13 +192,16 @@ def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
 def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
                 X_val: np.ndarray, y_val: np.ndarray, X_test: np.ndarray, *,
                 n_classes: int | None = None, progress: bool = False,
-                sample_weight: tuple[np.ndarray, np.ndarray] | None = None
+                sample_weight: tuple[np.ndarray, np.ndarray] | None = None,
+                groups: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, pd.DataFrame, Any]:
     """Train ``spec['model']`` on one fold and predict its test side.
 
     ``spec`` is a resolved experiment spec (``model {name, params}``, ``training``,
     ``labels``). ``y_*`` are class indices. ``sample_weight``: (train, validation)
-    weights for scikit-learn models (Keras models ignore them). Returns ``(probs
+    weights for scikit-learn models (Keras models ignore them); ``groups``: (train,
+    validation) speakers of the rows, for a model that removes the training speakers'
+    subspace. Returns ``(probs
     (n_test, n_classes), history (empty for scikit-learn), fitted model)``.
     """
     from pipeline.core.labels import label_set
@@ -220,7 +229,8 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
         X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
         y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train
         w_fit = None if sample_weight is None else np.concatenate(sample_weight)[: len(y_fit)]
-        model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit, w_fit), pd.DataFrame()
+        g_fit = None if groups is None else np.concatenate(groups)[: len(y_fit)]
+        model, history = fit_sklearn(name, params, n_classes, X_fit, y_fit, w_fit, g_fit), pd.DataFrame()
     probs = predict_proba(model, X_test, n_classes=n_classes)
     return (pool_clips(probs, n_clips) if pooled else probs), history, model
 

@@ -1,10 +1,11 @@
 """Why an answer: explanations computed from the models that answered.
 
 - :func:`voice_contributions`: for a linear voice model (a scikit-learn ``Pipeline`` of a
-  ``StandardScaler`` and a ``LogisticRegression``, as the real bundle's), each feature's
-  contribution to the winning class's logit against the runner-up's is
-  ``(w_winner - w_runner_up) * z`` (``z``: the feature standardised by the model's own
-  scaler); summed per cue group (:mod:`pipeline.core.cues`) and with the intercept
+  ``StandardScaler``, optionally linear steps such as the real bundle's projection of the
+  training speakers' subspace and a second standardiser, and a ``LogisticRegression``),
+  each feature's contribution to the winning class's logit against the runner-up's is
+  ``(w_winner - w_runner_up) * z`` (``z``: the feature standardised by the model's first
+  scaler; ``w``: the weights on ``z`` with the later linear steps folded in); summed per cue group (:mod:`pipeline.core.cues`) and with the intercept
   difference they add up exactly to the logit difference. The shown probabilities are
   ``softmax(logits / T)`` (the mode's held-out temperature), so the difference in
   log-probability is this sum divided by ``T``.
@@ -88,29 +89,55 @@ REFERENCES: dict[str, str] = {
 
 def linear_parts(model: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
     """(scaler or None, coef (K, d), intercept (K,), classes_) of a linear classifier or a
-    ``Pipeline`` ending in one whose other steps are a single standardiser; None for any
-    other model (no exact linear explanation then)."""
-    steps = list(getattr(model, "steps", [])) or [("clf", model)]
-    clf = steps[-1][1]
+    ``Pipeline`` ending in one whose other steps are a standardiser first, then any
+    standardisers (``mean_``, ``scale_``) and linear projections (``components_``: ``x -
+    x V^T V``, :class:`models.nuisance.SpeakerSubspaceRemoval`). The steps after the
+    first standardiser are folded into ``coef`` and ``intercept``, so that ``coef @ z +
+    intercept`` (``z``: the input standardised by the first step) are the model's logits
+    exactly. None for any other model (no exact linear explanation then)."""
+    steps = [step for _, step in getattr(model, "steps", [])] or [model]
+    clf = steps[-1]
     coef, intercept = getattr(clf, "coef_", None), getattr(clf, "intercept_", None)
-    if coef is None or intercept is None or len(steps) > 2:
-        return None
-    scaler = steps[0][1] if len(steps) == 2 else None
-    if scaler is not None and not (hasattr(scaler, "mean_") and hasattr(scaler, "scale_")):
+    if coef is None or intercept is None:
         return None
     coef = np.atleast_2d(np.asarray(coef, np.float64))
     intercept = np.atleast_1d(np.asarray(intercept, np.float64))
     if coef.shape[0] == 1:  # binary: class 1's logit against a zero for class 0
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
     classes = np.asarray(getattr(clf, "classes_", np.arange(coef.shape[0])))
+    scaler = steps[0] if len(steps) > 1 else None
+    if scaler is not None and not _is_standardiser(scaler):
+        return None
+    for step in reversed(steps[1:-1]):  # logits = coef @ step(u) + intercept, rewritten on u
+        if _is_standardiser(step):
+            mean, scale = _mean_scale(step)
+            coef = coef / scale
+            intercept = intercept - coef @ mean
+        elif getattr(step, "components_", None) is not None:
+            V = np.asarray(step.components_, np.float64)
+            coef = coef - (coef @ V.T) @ V
+        else:
+            return None
     return scaler, coef, intercept, classes
+
+
+def _is_standardiser(step: Any) -> bool:
+    return hasattr(step, "mean_") and hasattr(step, "scale_")
+
+
+def _mean_scale(scaler: Any) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """A fitted standardiser's mean and scale (0 and 1 where it keeps them; a zero
+    scale is 1, as scikit-learn's StandardScaler applies it)."""
+    mean = 0.0 if scaler.mean_ is None else np.asarray(scaler.mean_, np.float64)
+    scale = 1.0 if scaler.scale_ is None else np.asarray(scaler.scale_, np.float64)
+    return mean, np.where(np.asarray(scale) == 0, 1.0, scale)
 
 
 def _standardise(scaler: Any, x: np.ndarray) -> np.ndarray:
     if scaler is None:
         return x
-    scale = np.where(np.asarray(scaler.scale_, np.float64) == 0, 1.0, np.asarray(scaler.scale_, np.float64))
-    return (x - np.asarray(scaler.mean_, np.float64)) / scale
+    mean, scale = _mean_scale(scaler)
+    return (x - mean) / scale
 
 
 def window_contributions(branch: Any, x: np.ndarray, mode: str, winner: str, runner_up: str
