@@ -76,6 +76,7 @@ def test_bad_override_is_a_clear_error(override: str, message: str) -> None:
     ("features.augment=[echo]", "unknown augmentation 'echo'"),
     ("preprocessing.n_mfccs=20", "unknown preprocessing key"),
     ("corpus.root=/nonexistent/corpus", "python -m pipeline synth"),
+    ("model.params.remove_speakers=true", "takes no parameter 'remove_speakers'; it takes: filters"),
 ])
 def test_validation_catches_bad_specs_early(override: str, message: str) -> None:
     base = experiments.resolve({"name": "x", "corpus": {"root": "."}}, [override])

@@ -143,6 +143,32 @@ def test_folded_linear_steps_keep_the_sum_exact() -> None:
         assert sum(g.value for g in ex.groups) + ex.intercept == pytest.approx(ex.logit_difference)
 
 
+def test_other_pipeline_shapes_are_exact_or_not_explained() -> None:
+    """A scaler that keeps the mean (sklearn stores it, unused) is explained exactly; a
+    projection that is not the speakers' (PCA) is not explained at all."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(3.0, 2.0, (200, 6))
+    y = np.argmax(X[:, :3] + rng.normal(0, 0.5, (200, 3)), axis=1)
+    classes = ("neutral", "happy", "sad")
+    names = ["egemaps.loudness_sma3_amean"] * 6
+    kept_mean = Pipeline([("scale", StandardScaler(with_mean=False)), ("again", StandardScaler(with_mean=False)),
+                          ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+    x = rng.normal(3.0, 2.0, 6)
+    logits = kept_mean.decision_function(x[None])[0]
+    order = np.argsort(-logits)
+    result = BranchResult(OK, {c: 1 / 3 for c in classes}, model_input=x, model_mode="none")
+    ex = explain_mod.voice_contributions(_Branch(kept_mean, classes), [result], classes[order[0]],
+                                         classes[order[1]], names)
+    assert ex.logit_difference == pytest.approx(logits[order[0]] - logits[order[1]], abs=1e-9)
+    pca = Pipeline([("scale", StandardScaler()), ("pca", PCA(3)), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+    assert explain_mod.voice_contributions(_Branch(pca, classes), [result], "neutral", "happy", names) is None
+
+
 def test_the_shipped_voice_model_is_explained_exactly() -> None:
     """The real bundle's own logistic regression: contributions add up to its logits."""
     import joblib

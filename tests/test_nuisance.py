@@ -47,16 +47,48 @@ def test_speakers_already_normalised_leave_nothing_to_remove():
     np.testing.assert_allclose(step.transform(X), X)
 
 
+def test_never_removes_more_than_half_the_features():
+    """As many speakers as features (91 CREMA-D speakers, 88 eGeMAPS values): the means
+    span the space; removing it all would leave the classifier rounding noise."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(12), 5)
+    X = rng.normal(size=(60, 6)) + np.repeat(rng.normal(0, 3, (12, 6)), 5, axis=0)
+    step = SpeakerSubspaceRemoval().fit(X, groups=groups)
+    assert step.components_.shape == (3, 6)
+    assert np.linalg.matrix_rank(step.transform(X)) == 3
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({}, "needs the speaker"),
     ({"groups": np.array(["a", "b"])}, "one speaker per row"),
+    ({"groups": np.zeros((120, 1))}, "one speaker per row"),
+    ({"groups": ["a"] * 119 + [None]}, "no speaker name"),
+    ({"groups": [0.0] * 119 + [float("nan")]}, "no speaker name"),
 ])
 def test_clear_errors(kwargs, message):
     X, y, _ = _speakers_and_emotions()
     with pytest.raises(ValueError, match=message):
         SpeakerSubspaceRemoval().fit(X, y, **kwargs)
-    with pytest.raises(ValueError, match="n_components"):
-        SpeakerSubspaceRemoval(n_components=0).fit(X, y, groups=np.zeros(len(X)))
+
+
+def test_clear_errors_for_settings_and_values():
+    from sklearn.exceptions import NotFittedError
+
+    X, y, groups = _speakers_and_emotions()
+    for bad in (0, True, 2.7, "2"):
+        with pytest.raises(ValueError, match="n_components"):
+            SpeakerSubspaceRemoval(n_components=bad).fit(X, y, groups=groups)
+    X_bad = X.copy()
+    X_bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SpeakerSubspaceRemoval().fit(X_bad, y, groups=groups)
+    with pytest.raises(NotFittedError):
+        SpeakerSubspaceRemoval().transform(X)
+    step = SpeakerSubspaceRemoval().fit(X, y, groups=list(range(6)) * 20)  # any hashable names
+    with pytest.raises(ValueError, match="NaN"):
+        step.transform(X_bad)
+    with pytest.raises(ValueError, match=r"need X \(n, 12\)"):
+        step.transform(X[:, :5])
 
 
 def test_logreg_with_speakers_removed_serves_one_row_after_a_round_trip(tmp_path):

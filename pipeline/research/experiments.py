@@ -282,6 +282,13 @@ def validate(spec: dict[str, Any], *, check_root: bool = True) -> None:
                             f"{', '.join(models.available())}")
         if not isinstance(spec["model"].get("params") or {}, dict):
             raise SpecError(f"{where}model.params must be a mapping")
+        from pipeline.research.training import builder_parameters
+
+        takes = builder_parameters(spec["model"]["name"])
+        unknown = [k for k in spec["model"].get("params") or {} if takes is not None and k not in takes]
+        if unknown:
+            raise SpecError(f"{where}model {spec['model']['name']!r} takes no parameter {unknown[0]!r}; "
+                            f"it takes: {', '.join(takes)}")
     from pipeline.core.calibration import MODES
 
     if spec["features"].get("calibration", "none") not in MODES:

@@ -155,14 +155,23 @@ def predict_proba(model: Any, X: np.ndarray, batch_size: int = 64,
     return np.asarray(model.predict(model_input(X), batch_size=batch_size, verbose=0), dtype=np.float64)
 
 
-def _accepts(model_name: str, keyword: str) -> bool:
-    """Whether the registered builder takes ``keyword`` (or any ``**kwargs``)."""
+def builder_parameters(model_name: str) -> list[str] | None:
+    """The keyword parameters the registered builder of ``model_name`` takes (beyond
+    ``input_shape`` and ``n_classes``); None when it takes any (``**kwargs``)."""
     import inspect
 
     import models
 
     parameters = inspect.signature(models.spec(model_name).builder).parameters
-    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
+
+
+def accepts(model_name: str, keyword: str) -> bool:
+    """Whether the registered builder takes ``keyword`` (or any ``**kwargs``)."""
+    names = builder_parameters(model_name)
+    return names is None or keyword in names
 
 
 def fit_sklearn(model_name: str, params: dict[str, Any], n_classes: int,
@@ -224,7 +233,7 @@ def fit_predict(spec: dict[str, Any], X_train: np.ndarray, y_train: np.ndarray,
         model, history = fit_keras(name, params, training, n_classes, X_train, y_train,
                                    X_val, y_val, progress=progress)
     else:
-        if "random_state" not in params and "seed" in training and _accepts(name, "random_state"):
+        if "random_state" not in params and "seed" in training and accepts(name, "random_state"):
             params["random_state"] = int(training["seed"])
         X_fit = np.concatenate([X_train, X_val]) if len(X_val) else X_train
         y_fit = np.concatenate([y_train, y_val]) if len(y_val) else y_train

@@ -90,11 +90,13 @@ REFERENCES: dict[str, str] = {
 def linear_parts(model: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
     """(scaler or None, coef (K, d), intercept (K,), classes_) of a linear classifier or a
     ``Pipeline`` ending in one whose other steps are a standardiser first, then any
-    standardisers (``mean_``, ``scale_``) and linear projections (``components_``: ``x -
-    x V^T V``, :class:`models.nuisance.SpeakerSubspaceRemoval`). The steps after the
+    standardisers (``mean_``, ``scale_``) and projections of the training speakers'
+    subspace (:class:`models.nuisance.SpeakerSubspaceRemoval`: ``x - x V^T V``). The steps after the
     first standardiser are folded into ``coef`` and ``intercept``, so that ``coef @ z +
     intercept`` (``z``: the input standardised by the first step) are the model's logits
     exactly. None for any other model (no exact linear explanation then)."""
+    from models.nuisance import SpeakerSubspaceRemoval
+
     steps = [step for _, step in getattr(model, "steps", [])] or [model]
     clf = steps[-1]
     coef, intercept = getattr(clf, "coef_", None), getattr(clf, "intercept_", None)
@@ -112,8 +114,8 @@ def linear_parts(model: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] |
         if _is_standardiser(step):
             mean, scale = _mean_scale(step)
             coef = coef / scale
-            intercept = intercept - coef @ mean
-        elif getattr(step, "components_", None) is not None:
+            intercept = intercept - (coef * mean).sum(axis=1)
+        elif isinstance(step, SpeakerSubspaceRemoval):
             V = np.asarray(step.components_, np.float64)
             coef = coef - (coef @ V.T) @ V
         else:
@@ -126,10 +128,13 @@ def _is_standardiser(step: Any) -> bool:
 
 
 def _mean_scale(scaler: Any) -> tuple[np.ndarray | float, np.ndarray | float]:
-    """A fitted standardiser's mean and scale (0 and 1 where it keeps them; a zero
-    scale is 1, as scikit-learn's StandardScaler applies it)."""
-    mean = 0.0 if scaler.mean_ is None else np.asarray(scaler.mean_, np.float64)
-    scale = 1.0 if scaler.scale_ is None else np.asarray(scaler.scale_, np.float64)
+    """A fitted standardiser's mean and scale as it applies them: 0 and 1 where it
+    keeps them (``with_mean`` / ``with_std`` false: scikit-learn still stores the mean
+    then, unused), and a zero scale read as 1, as StandardScaler does."""
+    use_mean = getattr(scaler, "with_mean", True) and scaler.mean_ is not None
+    use_scale = getattr(scaler, "with_std", True) and scaler.scale_ is not None
+    mean = np.asarray(scaler.mean_, np.float64) if use_mean else 0.0
+    scale = np.asarray(scaler.scale_, np.float64) if use_scale else 1.0
     return mean, np.where(np.asarray(scale) == 0, 1.0, scale)
 
 
