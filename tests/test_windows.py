@@ -99,6 +99,30 @@ def test_every_sentence_of_a_long_recording_is_answered(tiny_bundle, tmp_path, c
     assert rc == 0 and sum(w["audio"]["status"] == "ok" for w in payload["timeline"]) == 6
 
 
+def test_windows_without_a_voice_are_not_featurized(tiny_bundle, tmp_path, monkeypatch):
+    """A video with a long pause in its speech: the pause gets windows for the face, and
+    only the windows that answer pay for the voice's features (a lesson's silences cost
+    nothing); the answers stay the same."""
+    from test_inference import landmarks_csv
+
+    y, _ = sentences_recording([1.37, 20.2], 30.0)
+    clip = write_media(tmp_path / "pause.mp4", y, frames_for(lambda t: COLOURS[1], 30.0))
+    csv = str(landmarks_csv(tmp_path / "pause.csv", 30.0))
+    before = inference.analyze(clip, tiny_bundle, landmarks_path=csv)
+    kind, calls, real = tiny_bundle.audio.input_kind, [], audio.featurize
+
+    def counting(y, params, k):
+        calls.append(k)
+        return real(y, params, k)
+
+    monkeypatch.setattr(audio, "featurize", counting)
+    result = inference.analyze(clip, tiny_bundle, landmarks_path=csv)
+    answered = [w for w in result.timeline if w.audio.ok]
+    assert len(answered) == 2 and len(result.timeline) > 2, [(w.start, w.end, w.audio.status) for w in result.timeline]
+    assert calls.count(kind) == 2
+    assert [w.audio.probabilities for w in result.timeline] == [w.audio.probabilities for w in before.timeline]
+
+
 # --------------------------------------------------------------------------- the fused detail
 def test_fused_detail_is_one_plain_sentence():
     both = BranchResult(OK, {"happy": 1.0}, "fusion")

@@ -201,11 +201,16 @@ def _audio(clip: Any, bundle: Any, spans: list[tuple[float, float]], single: boo
             short.append(audio_mod.too_short(said, needed) if heard < needed else "")
             if single:
                 pieces.append(y)
-                feats.append(audio_mod.featurize(y, params, branch.input_kind))
             else:  # the window's own sound (functionals summarise what they are given)
                 piece = y[int(round(start * sr)):int(round(end * sr))]
                 pieces.append(piece if piece.size else y[:1])
-                feats.append(audio_mod.featurize(pieces[-1], _window_params(params, 0.0), branch.input_kind))
+            if silent[-1] or short[-1]:  # abstains: its features would never be read
+                feats.append(None)
+            else:
+                feats.append(audio_mod.featurize(y if single else pieces[-1],
+                                                 params if single else _window_params(params, 0.0), branch.input_kind))
+        size = int(np.prod(audio_mod.feature_shape(params, branch.input_kind)))
+        feats = [np.zeros(size, np.float32) if f is None else f for f in feats]
     with _timer(timings, "predict_audio"):
         from pipeline.serve.speaker import answer_windows
 
