@@ -27,7 +27,7 @@ demo: setup  ## synthetic corpus -> quick training -> bundle -> dashboard
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 # Test files run in parallel, one worker per core up to 4 (pytest-xdist): whole files go to
-# one worker (their module fixtures, such as a served app, are built once). 7-11 min on
+# one worker (their module fixtures, such as a served app, are built once). 3.5-11.6 min on
 # 2 cores, 17-18 min in one process (README, Development).
 TEST_WORKERS ?= auto
 

@@ -200,6 +200,34 @@ def test_in_sample_is_flagged_from_what_the_served_models_learned(tmp_path: Path
     assert crosscorpus.in_sample(SimpleNamespace(meta={}), ["audio", "video"], "ravdess", tmp_path, actors) == ""
 
 
+def test_a_corpus_trained_on_whole_is_in_sample_wherever_its_clips_lie(tmp_path: Path):
+    """The TESS speakers the real voice trained on, copied to another folder, are still
+    in-sample; other speakers of that corpus are not."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    bundle = SimpleNamespace(meta={"models": {"audio": {"trained_on": {
+        "corpus": "ravdess", "root": "data/ravdess-speech", "actors": ["1"],
+        "also": [{"corpus": "tess", "root": "data/tess", "actors": ["OAF", "YAF"]}]}}}})
+    said = crosscorpus.in_sample(bundle, ["audio"], "tess", tmp_path / "my_copy", pd.DataFrame({"actor": ["YAF"]}))
+    assert "every clip of 1 of these speakers (YAF)" in said
+    assert crosscorpus.in_sample(bundle, ["audio"], "tess", tmp_path / "data" / "tess",
+                                 pd.DataFrame({"actor": ["NEW"]})) == ""
+
+
+def test_export_names_the_speakers_of_every_corpus_trained_on_whole(tmp_path: Path):
+    from pipeline.research.export import trained_on
+
+    fold = tmp_path / "all-0"
+    fold.mkdir()
+    (fold / "predictions.csv").write_text("clip_id,actor,fold\nravdess:01-01,01,all-0\ntess:OAF:back:angry,OAF,all-0\n"
+                                          "tess:YAF:dog:sad,YAF,all-0\n")
+    config = {"corpus": [{"name": "ravdess", "root": "/x/data/ravdess-speech"}, {"name": "tess", "root": "/x/data/tess"}]}
+    out = trained_on(tmp_path, ["all-0"], "all-0", "all", config)
+    assert out["also"] == [{"corpus": "tess", "root": "data/tess", "actors": ["OAF", "YAF"]}]
+
+
 def test_unknown_actors_are_named(tmp_path: Path):
     import pandas as pd
 

@@ -268,7 +268,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"calibration {result.calibration}: {result.n} clips scored, {sum(result.skipped.values())} skipped")
     for reason, count in result.skipped.items():
         print(f"  skipped {count:5d}  {reason}")
-    print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.3f}")
+    print(f"accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  macro-F1 {m['macro_f1']:.1%}  ECE {m['ece']:.1%}")
     if result.in_sample:
         print(f"IN-SAMPLE, not a held-out figure: {result.in_sample}")
     print("recall per class: " + ", ".join(f"{c} {r:.0%}" for c, r in m["per_class_recall"].items()))
@@ -329,7 +329,7 @@ def _cmd_tune_faces(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     for fold in folds:
         m = json.loads((fold / "metrics.json").read_text())
-        print(f"{fold.parent.name}: accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  ECE {m['ece']:.3f}")
+        print(f"{fold.parent.name}: accuracy {m['accuracy']:.1%}  UAR {m['uar']:.1%}  ECE {m['ece']:.1%}")
     return 0
 
 

@@ -121,18 +121,27 @@ def in_sample(bundle: Any, branches: list[str], corpus: str, root: Path, frame: 
     """Why the selected clips are not unseen by the bundle's models, or "" when nothing
     says they were seen: a branch's ``trained_on`` (written by ``export``) names this
     corpus and either some of the selected actors or, for a corpus without actors
-    (image sets), the same folder (last two parts of the path)."""
+    (image sets), the same folder (last two parts of the path). A corpus the model
+    trained on whole (``also``) counts by its actors when the bundle lists them, so a
+    copy of its clips in another folder is still in-sample."""
     reasons = []
+    actors = set(frame["actor"].map(actor_key))
     for name in branches:
         seen = ((bundle.meta.get("models") or {}).get(name) or {}).get("trained_on") or {}
         also = [a for a in seen.get("also") or [] if a.get("corpus") == corpus]
+        if also and also[0].get("actors"):
+            overlap = sorted_actors(actors & set(also[0]["actors"]))
+            if overlap:
+                reasons.append(f"the {name} model was trained on every clip of {len(overlap)} of these speakers "
+                               f"({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''})")
+            continue
         if also and "/".join(root.resolve().parts[-2:]) == also[0].get("root"):
             reasons.append(f"the {name} model was trained on all of {also[0]['root']}")
             continue
         if seen.get("corpus") != corpus:
             continue
         if seen.get("actors"):
-            overlap = sorted_actors(set(frame["actor"].map(actor_key)) & set(seen["actors"]))
+            overlap = sorted_actors(actors & set(seen["actors"]))
             if overlap:
                 reasons.append(f"the {name} model was trained on {len(overlap)} of these actors "
                                f"({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''})")

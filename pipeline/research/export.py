@@ -261,7 +261,10 @@ def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, co
     ``corpus`` (the adapter's name), ``root`` (the last two parts of the corpus folder,
     e.g. ``fer2013/train``) and, for the speaker protocol, ``actors``: every actor on
     the test side of the variant's folds except this fold's own (ids without leading
-    zeros). An empty dict when the run's config names no corpus."""
+    zeros). A model trained on every clip (an ``all`` fold) also names, for each corpus
+    in ``also``, the actors it trained on (read from that fold's own predictions, whose
+    clip ids begin with the corpus), so that a copy of those clips in another folder is
+    still known as seen. An empty dict when the run's config names no corpus."""
     import pandas as pd
 
     from pipeline.core.corpora.manifest import actor_key, sorted_actors
@@ -276,6 +279,12 @@ def trained_on(variant_dir: Path, folds: list[str], fold: str, protocol: str, co
     if len(corpora) > 1:  # every clip of the other corpora was on the training side
         out["also"] = [{"corpus": str(c["name"]), "root": "/".join(Path(str(c.get("root", ""))).parts[-2:])}
                        for c in corpora[1:]]
+        own = variant_dir / fold / "predictions.csv"
+        if fold.startswith("all") and own.is_file():  # in-sample predictions: every training clip
+            table = pd.read_csv(own, usecols=["clip_id", "actor"], dtype=str).dropna()
+            where = table["clip_id"].str.split(":", n=1).str[0]
+            for entry in out["also"]:
+                entry["actors"] = sorted_actors({actor_key(a) for a in table["actor"][where == entry["corpus"]]})
     if protocol == "speaker":
         tested: dict[str, set[str]] = {}
         for name in folds:
